@@ -20,6 +20,11 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(PY) -m pytest -q
 
+# Each benchmark script tests/bench/bench_*.py writes bench-results/<name>.json and prints its ratios.
+bench: install
+	mkdir -p bench-results
+	set -e; for f in tests/bench/bench_*.py; do $(PY) $$f --out bench-results; done
+
 lint: install
 	$(VENV)/bin/ruff check recipes rewards data_prep tests
 	$(VENV)/bin/ruff format --check recipes rewards data_prep tests
