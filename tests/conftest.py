@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import verl  # noqa: F401  (importing verl loads our verl.plugins entry point, as main_ppo does)
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
-
-import verl  # noqa: F401  (importing verl loads our verl.plugins entry point, as main_ppo does)
 
 
 @pytest.fixture
