@@ -1,0 +1,293 @@
+"""The conversion: released layout -> sharded train/val parquet, report and rejects, streaming.
+
+Two passes over the record files. Pass 1 parses records only (no images): it fails fast on malformed JSON, counts
+the rows for the progress bar and picks the validation keys (:func:`~sophiavl.data_prep.split.choose_val_keys`).
+Pass 2 validates again, reads and checks each image (optionally in worker processes, in bounded batches, results
+kept in record order) and streams rows into the parquet shards. Memory is bounded by the in-flight batches and one
+parquet row group, not by the dataset.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+import zipfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, probe_image
+from .reader import iter_records
+from .records import Problem, RecordRejected, parse_record
+from .report import Report
+from .schema import make_row, row_schema
+from .sources import ImageMissing, ImageStore, PathEscapesRoot
+from .split import choose_val_keys, split_key
+from .writer import ShardedParquetWriter, remove_old_shards
+
+RECORD_SUFFIXES = (".json", ".jsonl")
+
+
+class ConvertError(RuntimeError):
+    """The run cannot proceed (bad arguments, no record files, malformed JSON). Nothing is written."""
+
+
+@dataclass
+class Options:
+    """Conversion settings; see ``python -m sophiavl.data_prep.sophiavl_130k --help`` for each one's meaning."""
+
+    src: str
+    out: str
+    subsets: list[str] | None = None
+    val_size: int = 500
+    max_rows: int | None = None
+    images: str = "embed"
+    shard_rows: int = 10_000
+    workers: int = 1
+    max_reject_rate: float = 0.05
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_bytes: int = DEFAULT_MAX_BYTES
+    batch_rows: int = 64
+    progress: bool = True
+
+
+def discover_subsets(src: Path, wanted: list[str] | None) -> list[tuple[str, Path]]:
+    """The record files ``src/json/*.json|*.jsonl`` as ``(subset, path)``, sorted by subset name. The subset is
+    the file stem (``math``). ``wanted`` selects subsets by name, case-insensitively (``Math`` = ``math``).
+
+    Raises:
+        ConvertError: no ``json/`` folder or no record files, or a wanted subset that does not exist.
+    """
+    folder = src / "json"
+    if not folder.is_dir():
+        raise ConvertError(f"{folder} does not exist: --src must be the dataset root that contains json/")
+    files = sorted((p.stem, p) for p in folder.iterdir() if p.is_file() and p.suffix in RECORD_SUFFIXES)
+    if not files:
+        raise ConvertError(f"no *.json or *.jsonl record files in {folder}")
+    if wanted:
+        by_name = {name.lower(): (name, p) for name, p in files}
+        missing = [w for w in wanted if w.lower() not in by_name]
+        if missing:
+            raise ConvertError(f"unknown subset(s) {missing}; available: {[n for n, _ in files]}")
+        keep = {w.lower() for w in wanted}
+        files = [(n, p) for n, p in files if n.lower() in keep]
+    return files
+
+
+def iter_raw(files: list[tuple[str, Path]], max_rows: int | None) -> Iterator[tuple[str, Path, int, object]]:
+    """Yields ``(subset, file, record_index, record)`` over the files in order, stopping after ``max_rows``
+    records in total (``None`` = all). Raises :class:`ConvertError` for malformed JSON."""
+    n = 0
+    for subset, path in files:
+        try:
+            for i, rec in enumerate(iter_records(path)):
+                if max_rows is not None and n >= max_rows:
+                    return
+                n += 1
+                yield subset, path, i, rec
+        except ValueError as e:  # JsonInputError, UnicodeDecodeError
+            raise ConvertError(str(e)) from None
+
+
+# --- image stage (runs in the main process or in workers) ---------------------------------------------------
+
+_STATE: dict = {}
+
+
+def _init_worker(src: str, images: str, max_pixels: int, max_bytes: int) -> None:
+    _STATE.update(store=ImageStore(src), images=images, max_pixels=max_pixels, max_bytes=max_bytes)
+
+
+def load_images(problem: Problem, store: ImageStore, images: str, max_pixels: int, max_bytes: int):
+    """Locates, reads and checks the problem's images; returns ``(image_dicts, image_bytes)``.
+
+    Embed mode gives ``{"bytes": <file bytes, unchanged>}``; path mode ``{"image": <absolute path>}`` (images found
+    only inside an archive are rejected there, as they have no path). ``image_bytes`` counts embedded bytes.
+
+    Raises:
+        RecordRejected: path_escapes_root, image_missing, image_only_in_archive, image_unreadable,
+            image_too_large.
+    """
+    out, nbytes = [], 0
+    for path in problem.image_paths:
+        try:
+            ref = store.locate(path)
+        except PathEscapesRoot as e:
+            raise RecordRejected("path_escapes_root", str(e)) from None
+        except ImageMissing as e:
+            raise RecordRejected("image_missing", str(e)) from None
+        if images == "path" and ref.archive is not None:
+            raise RecordRejected("image_only_in_archive", f"{path} is in {Path(ref.archive).name}, not unpacked")
+        try:
+            size = store.size(ref)
+            if size > max_bytes:
+                raise RecordRejected("image_too_large", f"{path}: {size} bytes exceeds {max_bytes}")
+            data = store.read(ref)
+            probe_image(data, max_pixels)
+        except ImageRejected as e:
+            raise RecordRejected(e.reason, f"{path}: {e.detail}") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise RecordRejected("image_unreadable", f"{path}: {type(e).__name__}: {e}") from None
+        if images == "embed":
+            out.append({"bytes": data})
+            nbytes += len(data)
+        else:
+            out.append({"image": ref.location})
+    return out, nbytes
+
+
+def _load_batch(problems: list[Problem]) -> list[tuple[list[dict], int] | RecordRejected]:
+    s = _STATE
+    results = []
+    for p in problems:
+        try:
+            results.append(load_images(p, s["store"], s["images"], s["max_pixels"], s["max_bytes"]))
+        except RecordRejected as e:
+            results.append(e)
+    return results
+
+
+# --- the run ------------------------------------------------------------------------------------------------
+
+
+def _pass1(files, max_rows: int | None, val_size: int) -> tuple[int, set[str]]:
+    total, keys, seen = 0, [], {}
+    for subset, _path, i, rec in iter_raw(files, max_rows):
+        total += 1
+        try:
+            p = parse_record(rec, subset, i, seen.setdefault(subset, set()))
+        except RecordRejected:
+            continue
+        keys.append(split_key(subset, p.problem_id))
+    return total, choose_val_keys(keys, val_size)
+
+
+def convert(opts: Options) -> dict:
+    """Runs the conversion; returns the report dict (also written to ``<out>/report.json``).
+
+    The report's ``status`` is ``"ok"``, or ``"reject_rate_exceeded"`` when more than ``max_reject_rate`` of the
+    rows read were rejected (the parquet files are written either way).
+
+    Raises:
+        ConvertError: bad options, no record files, malformed JSON (before anything is written).
+    """
+    t0 = time.perf_counter()
+    src, out = Path(opts.src), Path(opts.out)
+    if opts.images not in ("embed", "path"):
+        raise ConvertError(f"--images must be embed or path, not {opts.images!r}")
+    if opts.shard_rows < 1 or opts.workers < 1 or opts.val_size < 0 or not 0 <= opts.max_reject_rate <= 1:
+        raise ConvertError("need --shard-rows >= 1, --workers >= 1, --val-size >= 0, 0 <= --max-reject-rate <= 1")
+    files = discover_subsets(src, opts.subsets)
+    total, val_keys = _pass1(files, opts.max_rows, opts.val_size)
+    if total == 0:
+        raise ConvertError(f"no records in {[str(p) for _, p in files]}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    remove_old_shards(out)
+    schema = row_schema(opts.images)
+    writers = {s: ShardedParquetWriter(out, s, schema, opts.shard_rows) for s in ("train", "val")}
+    report = Report(out)
+    bar = _progress(total, opts.progress)
+    pool = None
+    try:
+        init = (str(src), opts.images, opts.max_pixels, opts.max_image_bytes)
+        if opts.workers > 1:
+            # spawn, not fork: the parent holds pyarrow's thread pools, which fork does not copy safely
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(opts.workers, mp_context=ctx, initializer=_init_worker, initargs=init)
+        else:
+            _init_worker(*init)
+        _run(files, opts, val_keys, writers, report, bar, pool)
+        shards = {s: [p.name for p in w.close()] for s, w in writers.items()}
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        report.abort()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
+        _STATE.clear()
+    status = "ok" if report.reject_rate <= opts.max_reject_rate else "reject_rate_exceeded"
+    elapsed = time.perf_counter() - t0
+    return report.finish(
+        status=status,
+        max_reject_rate=opts.max_reject_rate,
+        shards=shards,
+        elapsed_s=round(elapsed, 3),
+        rows_per_s=round(report.rows_read / elapsed, 1) if elapsed > 0 else None,
+        options={k: v for k, v in asdict(opts).items() if k != "progress"},
+    )
+
+
+def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar, pool) -> None:
+    seen: dict[str, set[str]] = {}
+    index = {"train": 0, "val": 0}
+
+    def emit(batch: list[tuple], results) -> None:
+        it = iter(results)
+        for subset, path, i, item in batch:
+            if isinstance(item, RecordRejected):
+                pid = item.problem_id
+                report.reject(subset, path.name, i, pid, item.reason, item.detail)
+            else:
+                res = next(it)
+                if isinstance(res, RecordRejected):
+                    report.reject(subset, path.name, i, item.problem_id, res.reason, res.detail)
+                else:
+                    images, nbytes = res
+                    split = "val" if split_key(subset, item.problem_id) in val_keys else "train"
+                    writers[split].write(make_row(item, images, split, index[split]), nbytes)
+                    index[split] += 1
+                    report.written_row(subset, split, item.problem_type, item.data_source, len(images), nbytes)
+        if bar is not None:
+            bar.update(len(batch))
+
+    inflight: deque = deque()
+    max_inflight = 2 * opts.workers
+    batch: list[tuple] = []
+
+    def submit(batch: list[tuple]) -> None:
+        problems = [item for *_, item in batch if isinstance(item, Problem)]
+        if pool is None:
+            emit(batch, _load_batch(problems))
+            return
+        inflight.append((batch, pool.submit(_load_batch, problems)))
+        while len(inflight) > max_inflight:
+            b, fut = inflight.popleft()
+            emit(b, fut.result())
+
+    for subset, path, i, rec in iter_raw(files, opts.max_rows):
+        report.read(subset)
+        try:
+            item = parse_record(rec, subset, i, seen.setdefault(subset, set()))
+        except RecordRejected as e:
+            e.problem_id = _safe_id(rec)
+            item = e
+        batch.append((subset, path, i, item))
+        if len(batch) >= opts.batch_rows:
+            submit(batch)
+            batch = []
+    if batch:
+        submit(batch)
+    while inflight:
+        b, fut = inflight.popleft()
+        emit(b, fut.result())
+
+
+def _safe_id(rec) -> str | None:
+    pid = rec.get("problem_id") if isinstance(rec, dict) else None
+    return None if pid is None else str(pid)
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="row", file=sys.stderr, mininterval=0.5, desc="converting")

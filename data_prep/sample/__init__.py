@@ -1,0 +1,1 @@
+"""The embedded sample dataset (``data/``, released layout) and the script that generates it."""

@@ -1,0 +1,197 @@
+"""The converted sample read back by verl 0.9.1's own RLHFDataset with an offline Qwen2.5-VL processor.
+
+Checks what the rollout will see: every ``<image>`` placeholder becomes an image content part carrying the
+original bytes, and the processor expands each image into exactly ``grid_thw.prod() / merge_size**2``
+``<|image_pad|>`` tokens, matching the rows of ``pixel_values``.
+
+The processor is built without torchvision (it crashes next to the CPU torch here): the PIL Qwen2-VL image
+processor, a stand-in for the video processor (never called: the data has no video), and ``qwen_vl_utils``
+imported with a temporary torchvision stub (its image path is PIL-only; the stub is removed right after, so
+transformers never sees it). With a working torchvision the real one is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import io
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from sophiavl.data_prep.convert import Options, convert
+from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _import_qwen_vl_utils():
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        pass
+    else:
+        import qwen_vl_utils
+
+        return qwen_vl_utils
+    names = ("torchvision", "torchvision.io", "torchvision.transforms")
+    stubs = {n: types.ModuleType(n) for n in names}
+    for n, m in stubs.items():
+        m.__spec__ = importlib.machinery.ModuleSpec(n, None)
+    stubs["torchvision"].__version__ = "0.0.0+stub"
+    stubs["torchvision"].io = stubs["torchvision.io"]
+    stubs["torchvision"].transforms = stubs["torchvision.transforms"]
+    stubs["torchvision.transforms"].InterpolationMode = types.SimpleNamespace(BICUBIC="bicubic")
+    saved = {n: sys.modules.get(n) for n in names}
+    sys.modules.update(stubs)
+    try:
+        import qwen_vl_utils
+    finally:
+        for n in names:
+            if saved[n] is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = saved[n]
+    return qwen_vl_utils
+
+
+def _offline_processor():
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2_5_VLProcessor, Qwen2TokenizerFast
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(["How many circles are in the picture? Answer inside <answer> </answer>."], trainer)
+    tokenizer = Qwen2TokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
+    )
+
+    # Without torchvision, transformers.BaseVideoProcessor is a dummy class and ProcessorMixin checks against it.
+    base = transformers.BaseVideoProcessor
+    bases = (base,) if base is BaseVideoProcessor else (base, BaseVideoProcessor)
+
+    class NoVideoProcessor(*bases):
+        merge_size = 2
+        temporal_patch_size = 2
+
+        def __init__(self):
+            BaseVideoProcessor.__init__(self)
+
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessorPil(),
+        tokenizer=tokenizer,
+        video_processor=NoVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_parquet(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rlhf")
+    report = convert(Options(src=str(SAMPLE_ROOT), out=str(out), val_size=16, progress=False))
+    assert report["rows_written"]["total"] == 100
+    return out
+
+
+def _source_sha(rel: str) -> str:
+    rel = rel.removeprefix("./")
+    f = SAMPLE_ROOT / rel
+    data = f.read_bytes() if f.exists() else zipfile.ZipFile(SAMPLE_ROOT / "Chart.zip").read(rel)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _source_images() -> dict[tuple[str, str], list[str]]:
+    """(data_source, problem_id) -> sha256 of each source image, from the sample's record files (each
+    data_source of the sample lives in one subset, so the pair is unique)."""
+    from sophiavl.data_prep.reader import iter_records
+
+    out = {}
+    for f in sorted((SAMPLE_ROOT / "json").iterdir()):
+        for rec in iter_records(f):
+            paths = rec["path"] if isinstance(rec["path"], list) else [rec["path"]]
+            shas = [_source_sha(p) for p in paths] if rec["data_type"] == "image" else []
+            out[(rec["data_source"], str(rec["problem_id"]))] = shas
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # transformers, on token lists
+def test_rlhf_dataset_expands_each_image_into_matching_image_tokens(sample_parquet, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))  # keep ~/.cache clean
+    _import_qwen_vl_utils()
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from verl.utils.tokenizer import build_multimodal_processor_inputs
+
+    processor = _offline_processor()
+    files = sorted(str(p) for p in sample_parquet.glob("*.parquet"))
+    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    config = OmegaConf.create(
+        {
+            "cache_dir": str(tmp_path / "cache"),
+            "prompt_key": "prompt",
+            "image_key": "images",
+            "max_prompt_length": 4096,
+            "filter_overlong_prompts": True,  # runs verl's own multimodal length pass over every row
+            "filter_overlong_prompts_workers": 1,
+        }
+    )
+    ds = RLHFDataset(files, processor.tokenizer, config, processor=processor)
+    assert len(ds) == n_rows == 100, "a row failed verl's multimodal processing (it filters failures out)"
+
+    merge = processor.image_processor.merge_size
+    pad_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    start_id = processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")
+    sources = _source_images()
+    seen_types, text_only = set(), 0
+    for i in range(len(ds)):
+        item = ds[i]
+        extra = item["extra_info"]
+        seen_types.add(extra["problem_type"])
+        assert extra["split"] in ("train", "val")
+        assert item["reward_model"]["ground_truth"] == extra["answer"]
+        messages = item["raw_prompt"]
+        assert [m["role"] for m in messages] == ["system", "user"]
+        want = sources[(item["data_source"], extra["problem_id"])]
+        if not want:
+            text_only += 1
+            assert isinstance(messages[1]["content"], str) and "<image>" not in messages[1]["content"]
+            continue
+        parts = [p for p in messages[1]["content"] if p["type"] == "image"]
+        assert [hashlib.sha256(p["bytes"]).hexdigest() for p in parts] == want  # original bytes, in order
+        images, videos, audios = RLHFDataset._process_multi_modal_info(messages, 14, config)
+        assert len(images) == len(want) and videos is None and audios is None
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = build_multimodal_processor_inputs(processor, text=[text], images=images)
+        ids = inputs["input_ids"][0]
+        grid = inputs["image_grid_thw"]
+        assert grid.shape == (len(want), 3)
+        assert int((ids == start_id).sum()) == len(want)
+        assert int((ids == pad_id).sum()) == int(grid.prod(dim=-1).sum()) // merge**2
+        assert inputs["pixel_values"].shape[0] == int(grid.prod(dim=-1).sum())
+        for part, grid_row in zip(parts, grid, strict=True):  # each image's own token count
+            w, h = Image.open(io.BytesIO(part["bytes"])).size
+            assert int(grid_row.prod()) // merge**2 >= 4 and w > 0 and h > 0
+    assert seen_types == {"numerical", "multiple choice", "OCR", "free-form", "text"}
+    assert text_only == 14
