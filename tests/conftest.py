@@ -17,3 +17,52 @@ def compose_ppo():
             return compose("ppo_trainer", overrides=list(overrides))
 
     return _compose
+
+
+def _load_fake_judge_module():
+    """``tests/fake_judge_server.py`` loaded by file path (``tests.*`` must not be imported)."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    name = "sophiavl_tests_fake_judge_server"
+    if name not in sys.modules:
+        path = pathlib.Path(__file__).with_name("fake_judge_server.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def _fake_judge_session():
+    server = _load_fake_judge_module().FakeJudgeServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_judge(_fake_judge_session):
+    """A real loopback OpenAI chat-completions server (``tests/fake_judge_server.py``), reset for each test.
+
+    ``fake_judge.base_url`` is ``http://127.0.0.1:<port>/v1``; queue faults with ``fake_judge.push(...)``; the
+    requests it received are in ``fake_judge.requests`` (payloads) and ``fake_judge.headers``.
+    """
+    server = _fake_judge_session
+    server.reset()
+    server.default = ("reply", "<answer>0.7</answer>")
+    server.latency_s = 0.0
+    yield server
+    server.reset()
+
+
+@pytest.fixture
+def refused_url():
+    """A ``http://127.0.0.1:<port>/v1`` URL on which nothing listens (connections are refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"

@@ -1,0 +1,213 @@
+"""verl 0.9.1 reward-loop manager of SophiaVL-R1: outcome reward ``Ro`` plus the thinking reward ``Rt`` per sample.
+
+Selected in the recipe by ``reward.reward_manager.source=importlib``,
+``reward.reward_manager.module.path=pkg://sophiavl.rewards.reward_manager`` and
+``reward.reward_manager.name=ThinkingRewardManager``. verl calls :meth:`ThinkingRewardManager.run_single` once per
+response, in any order; the group-level trust shaping happens later, in the trust sampler.
+
+Per sample it returns ``reward_score = Ro`` and ``reward_extra_info`` with the same float keys for every sample:
+
+=================  ==========================================================================================
+``outcome``        ``Ro`` in [0, 1]
+``thinking``       ``Rt`` in [0, 1]; NaN when not available
+``thinking_status`` 0 ok, 1 skipped (validation row, or ``official`` semantics and ``Ro < skip_rm_below``),
+                   2 failed (after retries, unparseable reply, or unusable input)
+``thinking_error`` 0 none; the HTTP status; -1 timeout; -2 connection error; -3 unparseable; -4 malformed
+                   response; -5 unusable input (e.g. a corrupt image)
+``format_ok``      1.0 when the response passes the ``<think>``/``<answer>`` format gate, else 0.0
+``rm_latency_s``   seconds spent in the judge call, retries included; 0 when skipped
+``acc``            1.0 when ``Ro >= algorithm.trust_grpo.correct_threshold`` (0.5; verl's ``val-core``), else 0.0
+=================  ==========================================================================================
+
+A failed judgement is never turned into 0: ``thinking`` stays NaN and the trust sampler decides (it stops the run
+past ``reward.thinking_rm.max_failure_rate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from typing import Any
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+
+from sophiavl.rewards import trust_config
+from sophiavl.rewards.outcome import compute_score as outcome_compute_score
+from sophiavl.rewards.outcome import format_ok as passes_format
+from sophiavl.rewards.sample_inputs import first_image, question_text
+from sophiavl.rewards.thinking_client import ERROR_BAD_INPUT, ThinkingJudge
+from sophiavl.rewards.thinking_config import ThinkingRMConfig
+
+logger = logging.getLogger(__name__)
+
+STATUS_OK = 0
+STATUS_SKIPPED = 1
+STATUS_FAILED = 2
+
+#: The ``reward_extra_info`` keys, identical for every sample.
+EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "format_ok", "rm_latency_s", "acc")
+
+
+def _cfg_get(node: Any, key: str, default: Any = None) -> Any:
+    if node is None:
+        return default
+    getter = getattr(node, "get", None)
+    return getter(key, default) if getter is not None else getattr(node, key, default)
+
+
+def judge_endpoint(rm_cfg: ThinkingRMConfig, reward_router_address: str | None) -> str:
+    """The judge's base URL: ``reward.thinking_rm.base_url`` when set, else verl's reward router.
+
+    Raises ``ValueError`` when neither is available (no RM configured at all).
+    """
+    if rm_cfg.base_url:
+        return rm_cfg.base_url
+    if reward_router_address:
+        return f"http://{reward_router_address}/v1"
+    raise ValueError(
+        "no thinking reward model: set reward.thinking_rm.base_url=http://host:port/v1 (an external "
+        "OpenAI-compatible server) or reward.reward_model.enable=true with reward.reward_model.enable_resource_pool="
+        "true (verl serves it)"
+    )
+
+
+class ThinkingRewardManager(RewardManagerBase):
+    """Scores one response: ``Ro`` by the outcome function, ``Rt`` by the thinking reward model (training rows).
+
+    Args:
+        config: verl's whole trainer config (reads ``reward.thinking_rm``, ``reward.num_workers``,
+            ``reward.reward_model.model_path`` and ``algorithm.trust_grpo``).
+        tokenizer: the policy's tokenizer (decodes the response).
+        compute_score: the outcome function verl loaded from ``reward.custom_reward_function``; verl's generic
+            default is replaced by :func:`sophiavl.rewards.outcome.compute_score`.
+        reward_router_address: ``host:port`` of verl's router in front of the verl-managed reward model, or None.
+        reward_model_tokenizer: the reward model's tokenizer (unused: the server applies its chat template).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Any = None,
+        reward_router_address: str | None = None,
+        reward_model_tokenizer: Any = None,
+    ) -> None:
+        super().__init__(config, tokenizer, compute_score)
+        check = getattr(trust_config, "check_trust_wiring", None)
+        if check is not None:
+            check(config)
+        self.trust = trust_config.TrustConfig.from_config(_cfg_get(_cfg_get(config, "algorithm"), "trust_grpo"))
+        reward_cfg = _cfg_get(config, "reward")
+        self.rm_cfg = ThinkingRMConfig.from_config(_cfg_get(reward_cfg, "thinking_rm"))
+        self.compute_score = self._outcome_function(compute_score)
+        self.is_async_score = inspect.iscoroutinefunction(self.compute_score)
+        self.reward_router_address = reward_router_address
+        self.reward_model_tokenizer = reward_model_tokenizer
+        model = self.rm_cfg.model
+        if model is None and not self.rm_cfg.base_url:
+            model = _cfg_get(_cfg_get(reward_cfg, "reward_model"), "model_path")
+        num_workers = max(1, int(_cfg_get(reward_cfg, "num_workers", 1) or 1))
+        self.judge = ThinkingJudge(
+            judge_endpoint(self.rm_cfg, reward_router_address),
+            model,
+            api_key_env=self.rm_cfg.api_key_env,
+            max_concurrency=max(1, math.ceil(self.rm_cfg.max_concurrency / num_workers)),
+            timeout_s=self.rm_cfg.timeout_s,
+            max_retries=self.rm_cfg.max_retries,
+            backoff_s=self.rm_cfg.backoff_s,
+            backoff_max_s=self.rm_cfg.backoff_max_s,
+            max_tokens=self.rm_cfg.max_tokens,
+            constrain_output=self.rm_cfg.constrain_output,
+            constrain_style=self.rm_cfg.constrain_style,
+            prompt_template=self.rm_cfg.prompt_template,
+        )
+
+    @staticmethod
+    def _outcome_function(compute_score: Any) -> Any:
+        if compute_score is None:
+            return outcome_compute_score
+        try:
+            from verl.utils.reward_score import default_compute_score
+        except ImportError:  # pragma: no cover
+            return compute_score
+        return outcome_compute_score if compute_score is default_compute_score else compute_score
+
+    async def _outcome(self, **kwargs: Any) -> tuple[float, float]:
+        if self.is_async_score:
+            result = await self.compute_score(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
+        if isinstance(result, dict):
+            score = float(result["score"])
+            fmt = result.get("format_ok")
+        else:
+            score, fmt = float(result), None
+        if fmt is None:
+            fmt = 1.0 if passes_format(kwargs["solution_str"]) else 0.0
+        return score, float(fmt)
+
+    def wants_judgement(self, outcome: float, extra_info: dict) -> bool:
+        """False for validation rows (``extra_info["split"]`` present and not ``"train"``) and, under the
+        ``official`` semantics, for ``outcome < skip_rm_below``. Rows without a ``split`` count as training rows."""
+        split = extra_info.get("split")
+        if split is not None and str(split) != "train":
+            return False
+        return not (self.trust.official and outcome < self.trust.skip_rm_below)
+
+    async def run_single(self, data: DataProto) -> dict:
+        """Scores the last sequence of ``data`` (one sample); see the module docstring for what it returns."""
+        data = data[-1:]
+        item = data[0]
+        response_ids = item.batch["responses"]
+        response_length = response_ids.shape[-1]
+        valid_length = int(item.batch["attention_mask"][-response_length:].sum())
+        valid_ids = response_ids[:valid_length]
+        loop = asyncio.get_running_loop()
+        response = await loop.run_in_executor(None, lambda: self.tokenizer.decode(valid_ids, skip_special_tokens=True))
+
+        non_tensor = item.non_tensor_batch
+        ground_truth = non_tensor["reward_model"]["ground_truth"]
+        extra_info = dict(non_tensor.get("extra_info") or {})
+        outcome, fmt = await self._outcome(
+            data_source=non_tensor.get("data_source"),
+            solution_str=response,
+            ground_truth=ground_truth,
+            extra_info=extra_info,
+        )
+
+        thinking, status, error, latency = float("nan"), STATUS_SKIPPED, 0, 0.0
+        if self.wants_judgement(outcome, extra_info):
+            raw_prompt = non_tensor.get("raw_prompt")
+            try:
+                image = first_image(raw_prompt)
+            except (OSError, ValueError) as exc:
+                logger.warning("thinking RM: unusable image in sample %s: %s", extra_info.get("index"), exc)
+                thinking, status, error = float("nan"), STATUS_FAILED, ERROR_BAD_INPUT
+                self.judge.stats.requests += 1
+                self.judge.stats.failures += 1
+                self.judge.stats.last_error = f"unusable image: {exc}"
+            else:
+                judgement = await self.judge.judge(question_text(raw_prompt), response, image)
+                latency = judgement.latency_s
+                error = judgement.error
+                if judgement.score is None:
+                    status = STATUS_FAILED
+                else:
+                    thinking, status = judgement.score, STATUS_OK
+
+        return {
+            "reward_score": outcome,
+            "reward_extra_info": {
+                "outcome": outcome,
+                "thinking": thinking,
+                "thinking_status": float(status),
+                "thinking_error": float(error),
+                "format_ok": fmt,
+                "rm_latency_s": latency,
+                "acc": 1.0 if outcome >= self.trust.correct_threshold else 0.0,
+            },
+        }

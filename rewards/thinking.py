@@ -1,0 +1,37 @@
+"""The thinking reward model client: ``from sophiavl.rewards.thinking import ThinkingJudge, parse_score``.
+
+The pieces live in small modules: ``thinking_client`` (HTTP, retries, counters), ``thinking_parse`` (reading the
+score) and ``thinking_prompt`` (template, image encoding, messages).
+"""
+
+from sophiavl.rewards.thinking_client import (
+    ERROR_BAD_INPUT,
+    ERROR_CONNECTION,
+    ERROR_MALFORMED,
+    ERROR_NONE,
+    ERROR_TIMEOUT,
+    ERROR_UNPARSEABLE,
+    Judgement,
+    JudgeStats,
+    ThinkingJudge,
+    chat_completions_url,
+)
+from sophiavl.rewards.thinking_parse import parse_score
+from sophiavl.rewards.thinking_prompt import SCORE_REGEX, PromptTemplate, load_template
+
+__all__ = [
+    "ERROR_BAD_INPUT",
+    "ERROR_CONNECTION",
+    "ERROR_MALFORMED",
+    "ERROR_NONE",
+    "ERROR_TIMEOUT",
+    "ERROR_UNPARSEABLE",
+    "SCORE_REGEX",
+    "Judgement",
+    "JudgeStats",
+    "PromptTemplate",
+    "ThinkingJudge",
+    "chat_completions_url",
+    "load_template",
+    "parse_score",
+]

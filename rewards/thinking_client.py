@@ -1,0 +1,384 @@
+"""Async client for the thinking reward model behind an OpenAI-compatible ``/v1/chat/completions`` (vLLM).
+
+One :class:`ThinkingJudge` per process and event loop: concurrency bounded by a semaphore, a timeout per HTTP attempt,
+retries with exponential backoff and jitter on connection errors, timeouts, 429 (``Retry-After`` honoured) and 5xx,
+and counters a caller can read (:meth:`ThinkingJudge.stats`). A judgement that fails is ``None``, never 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from sophiavl.rewards.thinking_parse import parse_score
+from sophiavl.rewards.thinking_prompt import SCORE_REGEX, build_messages, load_template
+
+logger = logging.getLogger(__name__)
+
+#: ``Judgement.error`` codes besides HTTP status codes (the ``thinking_error`` extra-info key).
+ERROR_NONE = 0
+ERROR_TIMEOUT = -1
+ERROR_CONNECTION = -2
+ERROR_UNPARSEABLE = -3
+ERROR_MALFORMED = -4
+ERROR_BAD_INPUT = -5
+
+CONSTRAIN_STYLES = ("structured_outputs", "guided_regex")
+
+
+def chat_completions_url(base_url: str) -> str:
+    """The full chat-completions URL for ``base_url``.
+
+    ``http://h:8000/v1/chat/completions`` stays as is; ``http://h:8000/v1`` and ``http://h:8000`` get the missing
+    path appended; a trailing ``/`` is ignored. A ``host:port`` without scheme gets ``http://``.
+    """
+    url = base_url.strip().rstrip("/")
+    if not url:
+        raise ValueError("the thinking RM base_url is empty")
+    if "://" not in url:
+        url = "http://" + url
+    if url.endswith("/chat/completions"):
+        return url
+    if url.endswith("/v1"):
+        return url + "/chat/completions"
+    return url + "/v1/chat/completions"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The result of one judgement.
+
+    Attributes:
+        score: the score in [0, 1], or ``None`` when the request failed or the reply had no readable score.
+        error: 0 when ``score`` is set; else the HTTP status, or one of -1 timeout, -2 connection error,
+            -3 unparseable reply, -4 malformed response, -5 unusable input (for example a corrupt image).
+        latency_s: wall seconds of the whole judgement, retries and backoff included.
+        attempts: HTTP attempts made (0 for unusable input).
+        detail: short description of the last error ("" when ``score`` is set).
+        reply: the model's reply text, when one was received.
+    """
+
+    score: float | None
+    error: int
+    latency_s: float
+    attempts: int
+    detail: str = ""
+    reply: str | None = None
+
+
+@dataclass
+class _Attempt:
+    text: str | None = None
+    error: int = ERROR_NONE
+    retryable: bool = False
+    retry_after: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class JudgeStats:
+    """Counters of one judge. ``requests`` counts judgements, ``attempts`` HTTP calls, ``retries`` repeated calls,
+    ``failures`` judgements that got no usable reply, ``parse_failures`` replies without a readable score."""
+
+    requests: int = 0
+    attempts: int = 0
+    retries: int = 0
+    successes: int = 0
+    failures: int = 0
+    parse_failures: int = 0
+    in_flight: int = 0
+    last_error: str = ""
+    latencies_s: deque = field(default_factory=lambda: deque(maxlen=65536))
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100, nearest rank) of judgement latencies in seconds; NaN before any."""
+        if not self.latencies_s:
+            return float("nan")
+        ordered = sorted(self.latencies_s)
+        rank = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
+        return ordered[rank]
+
+
+class ThinkingJudge:
+    """Grades the reasoning of a response with the thinking reward model.
+
+    Args:
+        base_url: the server, as ``http://host:port``, ``.../v1`` or the full ``.../v1/chat/completions`` URL.
+        model: the served model name; ``None`` asks the server (``GET .../v1/models``, first entry) once.
+        api_key_env: name of the environment variable holding the API key, sent as ``Authorization: Bearer``;
+            unset or empty variable: no header. The key is never logged or exposed.
+        max_concurrency: most HTTP requests in flight at once (>= 1).
+        timeout_s: limit for one HTTP attempt, seconds (> 0).
+        max_retries: extra attempts after the first (>= 0) on connection errors, timeouts, 429 and 5xx.
+        backoff_s, backoff_max_s: the wait before retry k (1-based) is ``min(backoff_max_s, backoff_s * 2**(k-1))``
+            times a random factor in [0.5, 1]; a 429's ``Retry-After`` replaces it (capped at ``max_retry_after_s``).
+        max_tokens: bound on the reply length, tokens.
+        constrain_output: ask vLLM to constrain the reply to ``<answer>0.x</answer>`` (structured output).
+        constrain_style: ``"structured_outputs"`` (vLLM >= 0.10.2, the only form since 0.12) or ``"guided_regex"``
+            (older vLLM).
+        prompt_template: a template file path, or ``None`` for the packaged one (see ``thinking_prompt``).
+        max_body_bytes: a response body larger than this is treated as malformed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        api_key_env: str | None = "THINKING_RM_API_KEY",
+        max_concurrency: int = 64,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+        max_retry_after_s: float = 60.0,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        constrain_output: bool = False,
+        constrain_style: str = "structured_outputs",
+        prompt_template: str | None = None,
+        max_body_bytes: int = 8 << 20,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        if constrain_style not in CONSTRAIN_STYLES:
+            raise ValueError(f"constrain_style must be one of {CONSTRAIN_STYLES}, got {constrain_style!r}")
+        self.url = chat_completions_url(base_url)
+        self.model = model
+        self.max_concurrency = int(max_concurrency)
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self.backoff_s = float(backoff_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self.max_retry_after_s = float(max_retry_after_s)
+        self.max_tokens = int(max_tokens)
+        self.temperature = float(temperature)
+        self.constrain_output = bool(constrain_output)
+        self.constrain_style = constrain_style
+        self.max_body_bytes = int(max_body_bytes)
+        self.template = load_template(prompt_template)
+        self.stats = JudgeStats()
+        key = os.environ.get(api_key_env, "") if api_key_env else ""
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._session: aiohttp.ClientSession | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._model_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"ThinkingJudge(url={self.url!r}, model={self.model!r}, max_concurrency={self.max_concurrency})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ThinkingJudge:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Closes the HTTP session (safe to call twice; the judge reopens one if used again)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def _bind_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # a session, semaphore and lock belong to one event loop
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+            self._model_lock = asyncio.Lock()
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=self.max_concurrency)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._session
+
+    # ------------------------------------------------------------------ public API
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and latency percentiles (seconds) as a flat dict of numbers, plus ``endpoint`` and
+        ``last_error`` strings."""
+        s = self.stats
+        return {
+            "endpoint": self.url,
+            "requests": s.requests,
+            "attempts": s.attempts,
+            "retries": s.retries,
+            "successes": s.successes,
+            "failures": s.failures,
+            "parse_failures": s.parse_failures,
+            "latency_p50_s": s.percentile(50),
+            "latency_p90_s": s.percentile(90),
+            "latency_p99_s": s.percentile(99),
+            "latency_max_s": max(s.latencies_s) if s.latencies_s else float("nan"),
+            "last_error": s.last_error,
+        }
+
+    async def score(self, question: str, response: str, image: bytes | str | None = None) -> float | None:
+        """The reasoning score in [0, 1] of ``response`` to ``question`` (with ``image``: encoded PNG/JPEG/... bytes
+        or an http(s)/data URL), or ``None`` when the judgement failed. See :meth:`judge` for the details."""
+        return (await self.judge(question, response, image)).score
+
+    async def judge(self, question: str, response: str, image: bytes | str | None = None) -> Judgement:
+        """One judgement with retries; never raises for server or network trouble (see :class:`Judgement`)."""
+        start = time.monotonic()
+        self.stats.requests += 1
+        try:
+            messages = build_messages(self.template, question, response, image)
+        except ValueError as exc:
+            return self._finish(start, None, ERROR_BAD_INPUT, 0, f"unusable input: {exc}", None)
+        session = self._bind_loop()
+        attempt = _Attempt()
+        attempts = 0
+        for k in range(self.max_retries + 1):
+            if k:
+                self.stats.retries += 1
+                await asyncio.sleep(self._delay(k, attempt.retry_after))
+            attempts += 1
+            attempt = await self._attempt(session, messages)
+            if attempt.error == ERROR_NONE or not attempt.retryable:
+                break
+            logger.debug("thinking RM %s: attempt %d failed: %s", self.url, attempts, attempt.detail)
+        if attempt.error != ERROR_NONE:
+            return self._finish(start, None, attempt.error, attempts, attempt.detail, None)
+        value = parse_score(attempt.text)
+        if value is None:
+            snippet = (attempt.text or "")[-120:].replace("\n", " ")
+            return self._finish(
+                start, None, ERROR_UNPARSEABLE, attempts, f"no score in reply: ...{snippet!r}", attempt.text
+            )
+        return self._finish(start, value, ERROR_NONE, attempts, "", attempt.text)
+
+    # ------------------------------------------------------------------ internals
+
+    def _finish(
+        self, start: float, value: float | None, error: int, attempts: int, detail: str, reply: str | None
+    ) -> Judgement:
+        latency = time.monotonic() - start
+        self.stats.latencies_s.append(latency)
+        if error == ERROR_NONE:
+            self.stats.successes += 1
+        else:
+            if error == ERROR_UNPARSEABLE:
+                self.stats.parse_failures += 1
+            else:
+                self.stats.failures += 1
+            self.stats.last_error = detail
+            logger.warning("thinking RM %s: judgement failed after %d attempt(s): %s", self.url, attempts, detail)
+        return Judgement(value, error, latency, attempts, detail, reply)
+
+    def _delay(self, k: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after_s)
+        base = min(self.backoff_max_s, self.backoff_s * 2 ** (k - 1))
+        return base * random.uniform(0.5, 1.0)
+
+    def _payload(self, messages: list[dict]) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if self.constrain_output:
+            if self.constrain_style == "structured_outputs":
+                payload["structured_outputs"] = {"regex": SCORE_REGEX}
+            else:
+                payload["guided_regex"] = SCORE_REGEX
+        return payload
+
+    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes | None:
+        body = bytearray()
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                return None
+        return bytes(body)
+
+    async def _discover_model(self, session: aiohttp.ClientSession) -> None:
+        assert self._model_lock is not None
+        async with self._model_lock:
+            if self.model is not None:
+                return
+            models_url = self.url[: -len("/chat/completions")] + "/models"
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+            async with session.get(models_url, headers=self._headers, timeout=timeout) as resp:
+                resp.raise_for_status()
+                data = await resp.json(content_type=None)
+            self.model = str(data["data"][0]["id"])
+            logger.info("thinking RM %s: using served model %r", self.url, self.model)
+
+    async def _attempt(self, session: aiohttp.ClientSession, messages: list[dict]) -> _Attempt:
+        assert self._semaphore is not None
+        async with self._semaphore:
+            self.stats.attempts += 1
+            self.stats.in_flight += 1
+            try:
+                if self.model is None:
+                    await self._discover_model(session)
+                timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+                async with session.post(
+                    self.url, json=self._payload(messages), headers=self._headers, timeout=timeout
+                ) as resp:
+                    if resp.status != 200:
+                        text = (await resp.content.read(300)).decode("utf-8", "replace")
+                        return _Attempt(
+                            error=resp.status,
+                            retryable=resp.status == 429 or resp.status >= 500,
+                            retry_after=parse_retry_after(resp.headers.get("Retry-After"))
+                            if resp.status == 429
+                            else None,
+                            detail=f"HTTP {resp.status}: {text[:200]}",
+                        )
+                    body = await self._read_body(resp)
+            except asyncio.TimeoutError:
+                return _Attempt(error=ERROR_TIMEOUT, retryable=True, detail=f"timed out after {self.timeout_s:g} s")
+            except aiohttp.ClientResponseError as exc:  # from model discovery
+                retry = exc.status == 429 or exc.status >= 500
+                return _Attempt(error=exc.status, retryable=retry, detail=f"HTTP {exc.status} from /models")
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+                return _Attempt(error=ERROR_CONNECTION, retryable=True, detail=f"connection error: {exc!r}")
+            except (ValueError, KeyError, IndexError, TypeError) as exc:  # from model discovery
+                return _Attempt(error=ERROR_MALFORMED, detail=f"malformed /models response: {exc!r}")
+            finally:
+                self.stats.in_flight -= 1
+        if body is None:
+            return _Attempt(error=ERROR_MALFORMED, detail=f"response body larger than {self.max_body_bytes} bytes")
+        try:
+            data = json.loads(body)
+            text = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return _Attempt(error=ERROR_MALFORMED, detail=f"malformed response ({exc!r}): {body[:120]!r}")
+        if not isinstance(text, str):
+            return _Attempt(error=ERROR_MALFORMED, detail=f"reply content is not text: {type(text).__name__}")
+        return _Attempt(text=text)

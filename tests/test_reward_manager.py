@@ -1,0 +1,212 @@
+"""ThinkingRewardManager with real DataProto samples, a tiny offline tokenizer and the loopback judge server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from verl import DataProto
+
+from sophiavl.rewards.reward_manager import EXTRA_KEYS, ThinkingRewardManager
+
+GOOD = "<think>2 plus 2 is 4</think><answer>4</answer>"
+WRONG = "<think>2 plus 2 is 5</think><answer>5</answer>"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """A byte-level BPE built in memory (no hub): decodes any text it encodes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator([GOOD, WRONG, "<think></think><answer></answer> the cat sat"], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (0, 128, 255)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def sample(tokenizer, response, gt="4", problem_type="numerical", split="train", prompt=None, pad=3) -> DataProto:
+    """One sample shaped as verl's agent loop hands it to the reward loop (left-padded prompt, right-padded
+    response, attention mask over both)."""
+    prompt_ids = torch.tensor([5, 6, 7])
+    response_ids = torch.tensor(tokenizer.encode(response) + [tokenizer.pad_token_id] * pad)
+    mask = torch.cat([torch.ones(3), torch.ones(len(response_ids) - pad), torch.zeros(pad)]).long()
+    batch = {
+        "prompts": prompt_ids[None],
+        "responses": response_ids[None],
+        "attention_mask": mask[None],
+        "input_ids": torch.cat([prompt_ids, response_ids])[None],
+    }
+    if prompt is None:
+        prompt = [
+            {"role": "system", "content": "Think first."},
+            {"role": "user", "content": [{"type": "image", "bytes": _png()}, {"type": "text", "text": "What is 2+2?"}]},
+        ]
+    raw_prompt = np.empty(1, dtype=object)
+    raw_prompt[0] = prompt
+    extra = {"problem_type": problem_type, "index": 0}
+    if split is not None:
+        extra["split"] = split
+    non_tensor = {
+        "data_source": np.array(["demo"], dtype=object),
+        "reward_model": np.array([{"ground_truth": gt, "style": "rule"}], dtype=object),
+        "extra_info": np.array([extra], dtype=object),
+        "raw_prompt": raw_prompt,
+    }
+    return DataProto.from_dict(tensors=batch, non_tensors=non_tensor)
+
+
+def config(base_url, semantics="paper", **thinking_rm):
+    rm = {"base_url": base_url, "model": "fake-thinking-rm", "timeout_s": 0.5, "max_retries": 1, "backoff_s": 0.01}
+    rm.update(thinking_rm)
+    return OmegaConf.create(
+        {
+            "algorithm": {"trust_grpo": {"semantics": semantics, "anneal_T": 100}},
+            "reward": {"num_workers": 2, "thinking_rm": rm, "reward_model": {"enable": False, "model_path": None}},
+        }
+    )
+
+
+def score(manager, data):
+    return asyncio.run(manager.run_single(data))
+
+
+def test_training_row_gets_outcome_and_thinking(fake_judge, tokenizer):
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    out = score(manager, sample(tokenizer, GOOD))
+    info = out["reward_extra_info"]
+    assert out["reward_score"] == 1.0
+    assert info == {
+        "outcome": 1.0,
+        "thinking": pytest.approx(0.7),
+        "thinking_status": 0.0,
+        "thinking_error": 0.0,
+        "format_ok": 1.0,
+        "rm_latency_s": pytest.approx(info["rm_latency_s"]),
+        "acc": 1.0,
+    }
+    assert info["rm_latency_s"] > 0
+    user = fake_judge.requests[0]["messages"][-1]["content"]
+    assert "What is 2+2?" in user[0]["text"] and "2 plus 2 is 4" in user[0]["text"]
+    assert "Think first." not in user[0]["text"]
+    assert user[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert manager.judge.max_concurrency == 32  # 64 in total over reward.num_workers = 2
+
+
+def test_same_keys_for_every_sample(fake_judge, tokenizer):
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    fake_judge.push(("reply", "no score"))
+    outs = [
+        score(manager, sample(tokenizer, GOOD)),  # unparseable reply
+        score(manager, sample(tokenizer, WRONG, split="test")),  # validation
+        score(manager, sample(tokenizer, "no tags at all")),  # broken format, still judged
+    ]
+    for out in outs:
+        assert tuple(out["reward_extra_info"]) == EXTRA_KEYS
+        assert all(isinstance(v, float) for v in out["reward_extra_info"].values())
+    failed, val, broken = (o["reward_extra_info"] for o in outs)
+    assert math.isnan(failed["thinking"]) and failed["thinking_status"] == 2 and failed["thinking_error"] == -3
+    assert outs[0]["reward_score"] == 1.0  # a failed judgement never changes Ro
+    assert math.isnan(val["thinking"]) and val["thinking_status"] == 1 and val["rm_latency_s"] == 0.0
+    assert outs[1]["reward_score"] == 0.0 and val["acc"] == 0.0
+    assert broken["format_ok"] == 0.0 and broken["thinking"] == pytest.approx(0.7) and outs[2]["reward_score"] == 0.0
+    assert len(fake_judge.requests) == 2  # the validation row was not judged
+
+
+def test_official_semantics_skip_low_outcomes(fake_judge, tokenizer):
+    manager = ThinkingRewardManager(config(fake_judge.base_url, semantics="official"), tokenizer, None)
+    low = score(manager, sample(tokenizer, "<think>x</think><answer>hello word</answer>", "hello world", "OCR"))
+    wrong = score(manager, sample(tokenizer, WRONG))
+    # exp(-0.5) = 0.607 >= 0.2: judged; a wrong numerical answer has Ro = 0 < 0.2: skipped
+    assert low["reward_extra_info"]["thinking_status"] == 0 and low["reward_score"] == pytest.approx(0.606531, 1e-5)
+    assert wrong["reward_extra_info"]["thinking_status"] == 1 and wrong["reward_extra_info"]["rm_latency_s"] == 0.0
+    assert len(fake_judge.requests) == 1
+    paper = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    assert score(paper, sample(tokenizer, WRONG))["reward_extra_info"]["thinking_status"] == 0
+
+
+def test_server_failure_is_status_2_with_http_code(fake_judge, tokenizer):
+    fake_judge.default = ("status", 503)
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    info = score(manager, sample(tokenizer, GOOD))["reward_extra_info"]
+    assert info["thinking_status"] == 2 and info["thinking_error"] == 503 and math.isnan(info["thinking"])
+    assert info["rm_latency_s"] > 0 and manager.judge.stats.failures == 1 and manager.judge.stats.retries == 1
+
+
+def test_refused_connection_is_status_2(refused_url, tokenizer):
+    manager = ThinkingRewardManager(config(refused_url), tokenizer, None)
+    info = score(manager, sample(tokenizer, GOOD))["reward_extra_info"]
+    assert info["thinking_status"] == 2 and info["thinking_error"] == -2
+
+
+def test_image_forms(fake_judge, tokenizer, tmp_path):
+    png = _png()
+    path = tmp_path / "img.png"
+    path.write_bytes(png)
+    pil = Image.open(io.BytesIO(png))
+    forms = [
+        {"type": "image", "bytes": png, "image": Image.new("RGB", (9, 9))},  # original bytes win over the PIL copy
+        {"type": "image", "image": str(path)},
+        {"type": "image", "image": pil},
+    ]
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    for part in forms:
+        prompt = [{"role": "user", "content": [part, {"type": "text", "text": "Q"}]}]
+        score(manager, sample(tokenizer, GOOD, prompt=prompt))
+    urls = [r["messages"][-1]["content"][1]["image_url"]["url"] for r in fake_judge.requests]
+    import base64
+
+    assert urls[0] == urls[1] == "data:image/png;base64," + base64.b64encode(png).decode()
+    decoded = Image.open(io.BytesIO(base64.b64decode(urls[2].split(",", 1)[1])))
+    assert decoded.size == (4, 4) and decoded.getpixel((0, 0)) == (0, 128, 255)
+
+
+def test_text_only_and_corrupt_image(fake_judge, tokenizer):
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    text_only = [{"role": "user", "content": "<image>What is 2+2?"}]
+    ok = score(manager, sample(tokenizer, GOOD, prompt=text_only))["reward_extra_info"]
+    assert ok["thinking_status"] == 0
+    content = fake_judge.requests[0]["messages"][-1]["content"]
+    assert len(content) == 1 and "<image>" not in content[0]["text"]
+    corrupt = [{"role": "user", "content": [{"type": "image", "bytes": b"garbage"}, {"type": "text", "text": "Q"}]}]
+    bad = score(manager, sample(tokenizer, GOOD, prompt=corrupt))["reward_extra_info"]
+    assert bad["thinking_status"] == 2 and bad["thinking_error"] == -5 and math.isnan(bad["thinking"])
+
+
+def test_custom_outcome_function_and_verl_default(fake_judge, tokenizer):
+    from verl.utils.reward_score import default_compute_score
+
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, default_compute_score)
+    assert score(manager, sample(tokenizer, GOOD))["reward_score"] == 1.0  # verl's default replaced by ours
+    manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, lambda **kw: 0.25)
+    info = score(manager, sample(tokenizer, GOOD))["reward_extra_info"]
+    assert info["outcome"] == 0.25 and info["format_ok"] == 1.0
+
+
+def test_endpoint_selection_and_config_errors(fake_judge, tokenizer):
+    cfg = config(None)
+    cfg.reward.reward_model.model_path = "bunny127/SophiaVL-R1-Thinking-Reward-Model-3B"
+    cfg.reward.thinking_rm.model = None
+    manager = ThinkingRewardManager(cfg, tokenizer, None, reward_router_address="10.0.0.7:4321")
+    assert manager.judge.url == "http://10.0.0.7:4321/v1/chat/completions"
+    assert manager.judge.model == "bunny127/SophiaVL-R1-Thinking-Reward-Model-3B"
+    with pytest.raises(ValueError, match="base_url"):
+        ThinkingRewardManager(config(None), tokenizer, None)
+    with pytest.raises(ValueError, match="timeout"):
+        ThinkingRewardManager(config(fake_judge.base_url, timeuot_s=3), tokenizer, None)
