@@ -12,7 +12,10 @@ import logging
 logger = logging.getLogger(__name__)
 
 #: Modules whose import registers something with verl or Hydra (decorator registration), in import order.
-REGISTERING_MODULES: tuple[str, ...] = ()
+REGISTERING_MODULES: tuple[str, ...] = (
+    "sophiavl.recipes.trust_grpo_estimator",  # register_adv_est("trust_grpo")
+    "sophiavl.recipes.trust_wiring",  # OmegaConf resolver sophiavl.check_trust_wiring
+)
 
 
 def _register_all() -> None:

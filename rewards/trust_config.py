@@ -14,6 +14,16 @@ from typing import Any
 SEMANTICS = ("paper", "official")
 ANNEAL_MODES = ("exp", "linear", "none")
 
+#: The advantage estimator name registered by ``sophiavl.recipes.trust_grpo_estimator``.
+ESTIMATOR_NAME = "trust_grpo"
+#: ``trainer.v1.sampler.custom_sampler.{path,name}`` of the trust sampler (``sophiavl.recipes.trust_sampler``).
+SAMPLER_PATH = "pkg://sophiavl.recipes.trust_sampler"
+SAMPLER_NAME = "TrustSampler"
+SAMPLER_KEY = "trainer.v1.sampler.custom_sampler"
+#: Key under ``algorithm.trust_grpo`` whose value ``${sophiavl.check_trust_wiring:}`` runs
+#: :func:`check_trust_wiring` when verl resolves the config (before any worker starts); not a TrustConfig field.
+WIRING_CHECK_KEY = "check_wiring"
+
 
 @dataclass(frozen=True)
 class TrustConfig:
@@ -75,7 +85,9 @@ class TrustConfig:
         if node is None:
             return cls()
         known = {f.name for f in fields(cls)}
-        values = dict(node.items())
+        # read key by key, never the wiring-check key: its value is an interpolation whose resolver calls
+        # check_trust_wiring, which calls this method
+        values = {key: node[key] for key in node.keys() if key != WIRING_CHECK_KEY}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown keys under algorithm.trust_grpo: {unknown}; known keys: {sorted(known)}")
@@ -88,3 +100,92 @@ class TrustConfig:
             else:
                 kwargs[key] = float(value)
         return cls(**kwargs)
+
+
+def _select(config: Any, dotted: str, default: Any = None) -> Any:
+    """``config.a.b.c`` for a DictConfig or nested mappings, ``default`` where a level is missing or null."""
+    node = config
+    for part in dotted.split("."):
+        if node is None:
+            return default
+        if isinstance(node, Mapping):
+            node = node.get(part, None)
+        else:
+            node = getattr(node, part, None)
+    return default if node is None else node
+
+
+def known_estimators() -> set[str]:
+    """Names of the advantage estimators verl knows in this process (its enum plus everything registered)."""
+    from verl.trainer.ppo import core_algos
+
+    return set(core_algos.ADV_ESTIMATOR_REGISTRY) | {e.value for e in core_algos.AdvantageEstimator}
+
+
+def check_trust_wiring(config: Any) -> TrustConfig | None:
+    """Checks that a run's config wires Trust-GRPO completely, before any rollout.
+
+    ``config`` is the full verl config (the DictConfig ``main_ppo`` hands to the trainer and the reward manager,
+    or the same as nested dicts). A run uses Trust-GRPO when ``algorithm.adv_estimator == "trust_grpo"`` or when
+    ``trainer.v1.sampler.custom_sampler.path`` is the trust sampler. Such a run needs:
+
+    * the trust sampler under ``trainer.v1.sampler.custom_sampler`` (``path`` and ``name``) when the estimator is
+      ``trust_grpo`` (without it no group is ever shaped);
+    * the ``TrustSampler`` class name when the trust sampler module is named;
+    * a registered advantage estimator (``trust_grpo`` is registered by the ``sophiavl`` verl plugin);
+    * verl's V1 trainer in ``sync`` mode (``trainer.use_v1``, ``trainer.v1.trainer_mode``), where the sampler sees
+      whole groups and the real global step;
+    * reward scores available when the sampler runs, i.e. not a colocated reward model
+      (``reward.reward_model.enable`` without ``enable_resource_pool``);
+    * a valid ``algorithm.trust_grpo`` node and ``reward.thinking_rm.max_failure_rate`` in [0, 1].
+
+    Returns the parsed :class:`TrustConfig`, or ``None`` when the run does not use Trust-GRPO. Raises
+    ``ValueError`` listing every problem found, each naming the key to set.
+    """
+    estimator = str(_select(config, "algorithm.adv_estimator", ""))
+    sampler_path = str(_select(config, f"{SAMPLER_KEY}.path", "") or "")
+    sampler_name = str(_select(config, f"{SAMPLER_KEY}.name", "") or "")
+    prefix = "pkg://"
+    ours = sampler_path.startswith(prefix) and prefix + sampler_path[len(prefix) :].replace("/", ".") == SAMPLER_PATH
+    if estimator != ESTIMATOR_NAME and not ours:
+        return None
+
+    problems: list[str] = []
+    if estimator == ESTIMATOR_NAME and not (sampler_path and sampler_name):
+        problems.append(
+            f"algorithm.adv_estimator={ESTIMATOR_NAME} needs the trust sampler, but {SAMPLER_KEY} is not set: set "
+            f"{SAMPLER_KEY}.path={SAMPLER_PATH} and {SAMPLER_KEY}.name={SAMPLER_NAME} (the recipe `sophiavl` does)"
+        )
+    if ours and sampler_name != SAMPLER_NAME:
+        problems.append(f"{SAMPLER_KEY}.name must be {SAMPLER_NAME} for {SAMPLER_PATH}, got {sampler_name!r}")
+    known = known_estimators()
+    if estimator not in known:
+        hint = (
+            "the sophiavl verl plugin did not register it: check that sophiavl-r1 is installed in this environment"
+            if estimator == ESTIMATOR_NAME
+            else f"known estimators: {sorted(known)}"
+        )
+        problems.append(f"unknown advantage estimator algorithm.adv_estimator={estimator!r}: {hint}")
+    if not bool(_select(config, "trainer.use_v1", False)):
+        problems.append("Trust-GRPO needs verl's V1 trainer: set trainer.use_v1=true")
+    mode = _select(config, "trainer.v1.trainer_mode", None)
+    if mode != "sync":
+        problems.append(f"Trust-GRPO needs trainer.v1.trainer_mode=sync, got {mode!r}")
+    if bool(_select(config, "reward.reward_model.enable", False)) and not bool(
+        _select(config, "reward.reward_model.enable_resource_pool", False)
+    ):
+        problems.append(
+            "a colocated reward model scores after the sampler runs, so the trust sampler would see no scores: set "
+            "reward.reward_model.enable_resource_pool=true (or use an external thinking RM)"
+        )
+    max_failure_rate = _select(config, "reward.thinking_rm.max_failure_rate", None)
+    if max_failure_rate is not None and not (0.0 <= float(max_failure_rate) <= 1.0):
+        problems.append(f"reward.thinking_rm.max_failure_rate must lie in [0, 1], got {max_failure_rate!r}")
+    trust = None
+    try:
+        trust = TrustConfig.from_config(_select(config, "algorithm.trust_grpo", None))
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ValueError("Trust-GRPO is not wired correctly:\n  - " + "\n  - ".join(problems))
+    return trust

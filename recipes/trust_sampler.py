@@ -1,0 +1,227 @@
+"""The trust sampler: verl's V1 ``ReplayBuffer`` plus Trust-GRPO shaping of every sampled training batch.
+
+Configured by the recipe::
+
+    trainer.v1.sampler.custom_sampler.path: pkg://sophiavl.recipes.trust_sampler
+    trainer.v1.sampler.custom_sampler.name: TrustSampler
+    trainer.v1.sampler.sampler_kwargs: {trust_grpo, adv_estimator, max_failure_rate, rm_endpoint}
+
+How the reward reaches it (verl 0.9.1, V1 trainer, streaming reward loop): the reward manager's ``reward_score``
+(= ``Ro``) becomes the per-token ``rm_scores`` field of each trajectory (the score sits on the last response token,
+zeros elsewhere), and its ``reward_extra_info`` dict is stored inside the trajectory's ``extra_fields`` field
+(``extra_fields["reward_extra_info"]``). Both are in TransferQueue when a group turns ``finished``. On every
+training ``sample()`` this class lets verl pick the batch of complete groups, reads ``rm_scores`` and
+``extra_fields`` of those keys, applies :func:`sophiavl.rewards.trust.shape_rewards` with the real global step,
+writes the shaped reward back into ``rm_scores`` (the row sum becomes ``R``; nothing else is touched), records the
+shaped uids for the ``trust_grpo`` estimator and returns ``trust/...`` metrics that verl logs. Validation
+(``partition_id="val"``) passes through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from tensordict import TensorDict
+from transfer_queue import KVBatchMeta
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS
+from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_SKIPPED, describe_error, error_kind
+from sophiavl.rewards.trust import TrustResult, shape_rewards
+from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
+
+logger = logging.getLogger(__name__)
+
+#: Per-sample keys of ``reward_extra_info`` the sampler reads (the reward manager's contract).
+EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "rm_latency_s")
+VERL_MANAGED = "verl-managed reward model"
+
+
+def _as_list(column) -> list:
+    if hasattr(column, "tolist"):
+        column = column.tolist()
+    return [getattr(item, "data", item) for item in column]
+
+
+def _parse_key(key: str) -> tuple[str, str, int]:
+    uid, session, index = key.rsplit("_", 2)
+    return uid, session, int(index)
+
+
+class TrustSampler(ReplayBuffer):
+    """verl 0.9.1 V1 replay buffer that applies Trust-GRPO to every training batch it hands out.
+
+    Constructed by verl's trainer with its usual keyword arguments; ``sampler_kwargs`` carries:
+
+    * ``trust_grpo``: the ``algorithm.trust_grpo`` node (parsed by :class:`TrustConfig`);
+    * ``adv_estimator``: ``algorithm.adv_estimator``, checked to be registered (fail fast at trainer init);
+    * ``max_failure_rate``: ``reward.thinking_rm.max_failure_rate``, the largest tolerated share of failed judge
+      calls among the calls made for one training step, in [0, 1];
+    * ``rm_endpoint``: ``reward.thinking_rm.base_url`` (null: the verl-managed reward model), for error messages.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.trainer_mode != "sync":
+            raise ValueError(
+                f"TrustSampler needs trainer.v1.trainer_mode=sync (whole groups, the real global step), "
+                f"got {self.trainer_mode!r}"
+            )
+        options = self.sampler_kwargs if self.sampler_kwargs is not None else {}
+        self.trust = TrustConfig.from_config(options.get("trust_grpo", None))
+        rate = options.get("max_failure_rate", None)
+        self.max_failure_rate = 1.0 if rate is None else float(rate)
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError(f"reward.thinking_rm.max_failure_rate must lie in [0, 1], got {rate!r}")
+        endpoint = options.get("rm_endpoint", None)
+        self.rm_endpoint = str(endpoint) if endpoint else VERL_MANAGED
+        estimator = options.get("adv_estimator", None)
+        if estimator is not None and str(estimator) not in known_estimators():
+            raise ValueError(f"unknown advantage estimator algorithm.adv_estimator={estimator!r}")
+        if estimator is not None and str(estimator) != ESTIMATOR_NAME:
+            logger.warning(
+                "TrustSampler shapes rm_scores but algorithm.adv_estimator=%s (not %s)", estimator, ESTIMATOR_NAME
+            )
+
+    def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
+        """verl's sync sampling, then (training only) trust shaping of the sampled groups; metrics merged."""
+        batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
+        if partition_id == "val" or not batch.keys:
+            return batch, metrics
+        metrics = dict(metrics)
+        metrics.update(self.shape_batch(batch, global_steps))
+        return batch, metrics
+
+    # ------------------------------------------------------------------ shaping
+    def shape_batch(self, batch: KVBatchMeta, global_steps: int) -> dict[str, float]:
+        """Shapes the ``rm_scores`` of ``batch`` in TransferQueue in place and returns the ``trust/`` metrics.
+
+        Rows are trajectories keyed ``{uid}_{session}_{index}``; the response of a session is its last output
+        (highest index), as in verl's GRPO; the shaped reward of a session is written to all of its outputs.
+        Raises ``RuntimeError`` when a reward extra key is missing or when the judge failure share exceeds
+        ``max_failure_rate`` (before anything is written).
+        """
+        keys = list(batch.keys)
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["rm_scores", "extra_fields"])
+        extras = [(item or {}).get("reward_extra_info", {}) for item in _as_list(data["extra_fields"])]
+        columns = self._extra_columns(extras, keys)
+
+        parsed = [_parse_key(k) for k in keys]
+        session_of_row, last_row = {}, {}
+        for row, (uid, session, index) in enumerate(parsed):
+            skey = (uid, session)
+            session_of_row[row] = skey
+            if skey not in last_row or parsed[last_row[skey]][2] < index:
+                last_row[skey] = row
+        rep_rows = np.fromiter(last_row.values(), dtype=np.int64, count=len(last_row))
+        rep_index = {skey: i for i, skey in enumerate(last_row)}
+        row_to_rep = np.fromiter((rep_index[session_of_row[r]] for r in range(len(keys))), dtype=np.int64)
+        uids = np.array([parsed[r][0] for r in rep_rows], dtype=object)
+
+        rep = {name: torch.from_numpy(values[rep_rows]) for name, values in columns.items()}
+        # contract: a failed judgement (status 2) is a missing score, whatever number came with it
+        failed = rep["thinking_status"].round() == STATUS_FAILED
+        rep["thinking"] = torch.where(failed, torch.full_like(rep["thinking"], math.nan), rep["thinking"])
+        metrics = self._rm_health(rep)
+        result = shape_rewards(rep["outcome"], rep["thinking"], uids, global_steps, self.trust)
+
+        shaped = result.rewards[torch.from_numpy(row_to_rep)]
+        rm_scores = self._rewrite_scores(data["rm_scores"], shaped)
+        tq.kv_batch_put(
+            keys=keys,
+            partition_id=batch.partition_id,
+            fields=TensorDict({"rm_scores": rm_scores}, batch_size=len(keys)),
+        )
+        SHAPED_UIDS.add(set(uids.tolist()))
+        metrics.update(self._trust_metrics(result, rep["outcome"]))
+        return metrics
+
+    @staticmethod
+    def _extra_columns(extras: list[dict], keys: list[str]) -> dict[str, np.ndarray]:
+        columns = {}
+        for name in EXTRA_KEYS:
+            try:
+                columns[name] = np.array([float(info[name]) for info in extras], dtype=np.float64)
+            except (KeyError, TypeError):
+                bad = next(
+                    k for k, info in zip(keys, extras, strict=True) if not isinstance(info, dict) or name not in info
+                )
+                raise RuntimeError(
+                    f"trajectory {bad!r} has no reward_extra_info[{name!r}]: the trust sampler needs the SophiaVL "
+                    f"reward manager's extra info ({', '.join(EXTRA_KEYS)}) on every training sample; check "
+                    "reward.reward_manager and reward.custom_reward_function"
+                ) from None
+        return columns
+
+    def _rm_health(self, rep: dict[str, torch.Tensor]) -> dict[str, float]:
+        status = rep["thinking_status"].round().to(torch.int64)
+        failed = status == STATUS_FAILED
+        requested = status != STATUS_SKIPPED
+        n_failed, n_requested = int(failed.sum()), int(requested.sum())
+        share = n_failed / n_requested if n_requested else 0.0
+        codes = rep["thinking_error"].round().to(torch.int64)[failed].tolist()
+        if share > self.max_failure_rate:
+            counts = Counter(describe_error(c) for c in codes)
+            raise RuntimeError(
+                f"thinking reward model at {self.rm_endpoint}: {n_failed} of {n_requested} judge calls failed in this "
+                f"training step ({share:.1%} > reward.thinking_rm.max_failure_rate={self.max_failure_rate:g}); "
+                f"last error: {describe_error(codes[-1])}; errors: {dict(counts)}"
+            )
+        latency = rep["rm_latency_s"][requested]
+        metrics = {
+            "trust/rm_requested_count": float(n_requested),
+            "trust/rm_skipped_count": float(int((status == STATUS_SKIPPED).sum())),
+            "trust/rm_failed_count": float(n_failed),
+            "trust/rm_failed_share": share,
+            "trust/rm_latency_mean_s": float(latency.mean()) if latency.numel() else 0.0,
+            "trust/rm_latency_p95_s": float(torch.quantile(latency, 0.95)) if latency.numel() else 0.0,
+        }
+        for kind, count in Counter(error_kind(c) for c in codes).items():
+            metrics[f"trust/rm_error_{kind}_count"] = float(count)
+        return metrics
+
+    @staticmethod
+    def _rewrite_scores(rm_scores: torch.Tensor, shaped: torch.Tensor) -> torch.Tensor:
+        """Adds ``shaped - row_sum`` to the last token of every row, so each row sums to its shaped reward."""
+        if rm_scores.is_nested:
+            values, offsets = rm_scores.values(), rm_scores.offsets()
+            lengths = offsets.diff()
+            if (lengths == 0).any():
+                raise RuntimeError("a trajectory has an empty rm_scores row: no token can carry its reward")
+            rows = torch.repeat_interleave(torch.arange(lengths.numel()), lengths)
+            sums = torch.zeros(lengths.numel(), dtype=torch.float64).index_add_(0, rows, values.to(torch.float64))
+            new_values = values.clone()
+            last = offsets[1:] - 1
+            new_values[last] += (shaped - sums).to(values.dtype)
+            return torch.nested.nested_tensor_from_jagged(new_values, offsets)
+        new = rm_scores.clone()
+        sums = rm_scores.to(torch.float64).sum(dim=-1)
+        new[:, -1] += (shaped - sums).to(new.dtype)
+        return new
+
+    @staticmethod
+    def _trust_metrics(result: TrustResult, outcome: torch.Tensor) -> dict[str, float]:
+        rt = result.thinking
+        usable = ~torch.isnan(rt)
+
+        def mean(values: torch.Tensor) -> float:
+            return float(values.mean()) if values.numel() else math.nan
+
+        return {
+            "trust/alpha_t": result.alpha_t,
+            "trust/gamma_mean": mean(result.gamma),
+            "trust/downweighted_share": mean(result.down_weighted.to(torch.float64)),
+            "trust/no_thinking_share": mean(result.thinking_off.to(torch.float64)),
+            "trust/thinking_missing_share": mean((~usable).to(torch.float64)),
+            "trust/thinking_mean": mean(rt[usable]),
+            "trust/thinking_correct_mean": mean(rt[usable & result.correct]),
+            "trust/thinking_wrong_mean": mean(rt[usable & ~result.correct]),
+            "trust/outcome_mean": mean(outcome),
+            "trust/correct_share": mean(result.correct.to(torch.float64)),
+            "trust/reward_mean": mean(result.rewards),
+        }

@@ -1,0 +1,32 @@
+"""Fail-fast check of the Trust-GRPO wiring, run when verl resolves its config.
+
+Registers the OmegaConf resolver ``sophiavl.check_trust_wiring`` on import (the verl plugin imports this module in
+every process). The recipe sets ``algorithm.trust_grpo.check_wiring: ${sophiavl.check_trust_wiring:}``; verl's
+``TaskRunner.run`` resolves the whole config (``OmegaConf.to_container(config, resolve=True)``) before it builds
+the trainer, so a missing trust sampler, an unknown estimator or a wrong trainer mode stops the run there, before
+any worker, model or rollout starts. The resolver receives the config root and calls
+:func:`sophiavl.rewards.trust_config.check_trust_wiring`; it resolves to ``true``. Setting the key to ``false``
+skips the check.
+"""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from sophiavl.rewards.trust_config import check_trust_wiring
+
+RESOLVER_NAME = "sophiavl.check_trust_wiring"
+
+
+def _resolve(*, _root_) -> bool:
+    check_trust_wiring(_root_)
+    return True
+
+
+def register() -> None:
+    """Registers the resolver with OmegaConf. Idempotent."""
+    if not OmegaConf.has_resolver(RESOLVER_NAME):
+        OmegaConf.register_new_resolver(RESOLVER_NAME, _resolve)
+
+
+register()

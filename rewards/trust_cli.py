@@ -1,0 +1,112 @@
+"""``python -m sophiavl.rewards.trust``: explain what Trust-GRPO does to one group.
+
+Example::
+
+    python -m sophiavl.rewards.trust --outcome 1,1,1,0,0,0,0,0 --thinking 0.6,0.5,0.7,0.8,0.9,0.2,0.7,0.6 \\
+        --step 100 --semantics paper --total-steps 1500
+
+prints one JSON object: ``gamma``, ``alpha_t``, ``mu_correct``, ``mu_wrong`` (``null`` when a side has no usable
+thinking score), ``down_weighted``, ``thinking_off``, ``rewards`` and ``advantages`` (lists, one per response).
+It runs exactly :func:`sophiavl.rewards.trust.shape_rewards` and :func:`~sophiavl.rewards.trust.group_advantages`,
+the code the trainer uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from sophiavl.rewards.trust import group_advantages, shape_rewards
+from sophiavl.rewards.trust_config import ANNEAL_MODES, SEMANTICS, TrustConfig
+
+#: anneal_T when --total-steps is not given, per semantics (paper: the recipe's 1500 steps; released code: 12000)
+DEFAULT_T = {"paper": 1500.0, "official": 12000.0}
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers (nan allowed), got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sophiavl.rewards.trust",
+        description="Apply Trust-GRPO to one group of responses and print the result as JSON.",
+    )
+    parser.add_argument("--outcome", type=_floats, required=True, help="outcome scores Ro in [0,1], comma-separated")
+    parser.add_argument(
+        "--thinking", type=_floats, required=True, help="thinking scores Rt in [0,1], comma-separated; nan = failed"
+    )
+    parser.add_argument("--step", type=float, required=True, help="global training step (>= 0)")
+    parser.add_argument("--semantics", choices=SEMANTICS, default="paper")
+    parser.add_argument(
+        "--total-steps",
+        type=float,
+        default=None,
+        help="annealing horizon T (default: 1500 under paper, 12000 under official)",
+    )
+    parser.add_argument("--alpha", type=float, default=TrustConfig.alpha)
+    parser.add_argument("--anneal", choices=ANNEAL_MODES, default=TrustConfig.anneal)
+    parser.add_argument("--correct-threshold", type=float, default=TrustConfig.correct_threshold)
+    parser.add_argument(
+        "--no-norm-by-std", action="store_true", help="advantage without std division (norm_adv_by_std_in_grpo=false)"
+    )
+    return parser
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def explain(args: argparse.Namespace) -> dict:
+    """Runs the library math on the parsed arguments and returns the JSON-ready result."""
+    if len(args.outcome) != len(args.thinking):
+        raise ValueError(f"--outcome has {len(args.outcome)} values but --thinking has {len(args.thinking)}")
+    if not args.outcome:
+        raise ValueError("the group is empty")
+    total = args.total_steps if args.total_steps is not None else DEFAULT_T[args.semantics]
+    cfg = TrustConfig(
+        semantics=args.semantics,
+        alpha=args.alpha,
+        anneal=args.anneal,
+        anneal_T=total,
+        correct_threshold=args.correct_threshold,
+    )
+    group = [0] * len(args.outcome)
+    result = shape_rewards(args.outcome, args.thinking, group, args.step, cfg)
+    advantages = group_advantages(result.rewards, group, norm_by_std=not args.no_norm_by_std)
+    return {
+        "semantics": cfg.semantics,
+        "step": args.step,
+        "anneal_T": cfg.anneal_T,
+        "gamma": float(result.gamma[0]),
+        "alpha_t": result.alpha_t,
+        "mu_correct": _json_float(float(result.mu_correct[0])),
+        "mu_wrong": _json_float(float(result.mu_wrong[0])),
+        "down_weighted": bool(result.down_weighted[0]),
+        "thinking_off": bool(result.thinking_off[0]),
+        "rewards": [float(x) for x in result.rewards],
+        "advantages": [float(x) for x in advantages],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        out = explain(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Benchmark: Trust-GRPO shaping + ``trust_grpo`` advantage vs verl's built-in ``grpo`` estimator alone.
+
+Batch: 1024 groups of 8 responses (8192) by 2048 response tokens, random response lengths, uid strings as verl
+passes them. "ours" times, per run: trust shaping of the 8192 (Ro, Rt) pairs (:func:`shape_rewards`, what the
+trust sampler computes), recording the shaped uids, and ``compute_trust_grpo_advantage`` on the token-level
+rewards. "verl" times ``compute_grpo_outcome_advantage`` (verl 0.9.1's ``grpo``) on the same tensors. Runs alternate,
+same process, one torch thread by default (steadier on a shared machine; ``--threads 0`` keeps torch's default);
+the median wall time of each is reported, and the ratio of median CPU times. Writes ``DIR/trust.json`` and
+prints the ratio ours / verl (goal: <= 0.5).
+
+    python tests/bench/bench_trust.py --out bench-results [--runs 11] [--threads 1] \\
+        [--groups 1024] [--group-size 8] [--tokens 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+
+from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
+from sophiavl.rewards.trust import shape_rewards
+from sophiavl.rewards.trust_config import TrustConfig
+
+GOAL = 0.5
+
+
+def make_batch(groups: int, group_size: int, tokens: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    n = groups * group_size
+    uids = np.array([str(uuid.UUID(int=g + 1)) for g in range(groups) for _ in range(group_size)], dtype=object)
+    outcome = (torch.rand(n, generator=gen) < 0.4).to(torch.float64)
+    thinking = torch.round(torch.rand(n, generator=gen) * 10) / 10
+    thinking[torch.rand(n, generator=gen) < 0.02] = float("nan")  # a few failed judge calls
+    lengths = torch.randint(1, tokens + 1, (n,), generator=gen)
+    mask = (torch.arange(tokens).unsqueeze(0) < lengths.unsqueeze(1)).to(torch.int64)
+    token_rewards = torch.zeros(n, tokens, dtype=torch.float32)
+    token_rewards[torch.arange(n), lengths - 1] = outcome.float()
+    return uids, outcome, thinking, token_rewards, mask
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--groups", type=int, default=1024)
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads for both sides (0: torch's default)"
+    )
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    uids, outcome, thinking, token_rewards, mask = make_batch(args.groups, args.group_size, args.tokens)
+    cfg = TrustConfig(semantics="paper", anneal="exp", anneal_T=1500)
+    algo = {"norm_adv_by_std_in_grpo": True}
+
+    def ours():
+        result = shape_rewards(outcome, thinking, uids, 100, cfg)
+        SHAPED_UIDS.add(set(uids.tolist()))
+        adv, _ = compute_trust_grpo_advantage(token_rewards, mask, index=uids, config=algo)
+        return result, adv
+
+    def verl_grpo():
+        adv, _ = compute_grpo_outcome_advantage(token_rewards, mask, uids, norm_adv_by_std_in_grpo=True)
+        return adv
+
+    # sanity: on the same token rewards both estimators agree
+    _, ours_adv = ours()
+    assert torch.allclose(ours_adv, verl_grpo(), atol=1e-4), "trust_grpo and grpo disagree on the same rewards"
+
+    # alternate the two so that load from other processes hits both alike; wall and CPU time both recorded
+    t_ours, t_verl, c_ours, c_verl = [], [], [], []
+    for _ in range(args.runs):
+        for fn, wall, cpu in ((ours, t_ours, c_ours), (verl_grpo, t_verl, c_verl)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+    med_ours, med_verl = statistics.median(t_ours), statistics.median(t_verl)
+    ratio = med_ours / med_verl
+    cpu_ratio = statistics.median(c_ours) / statistics.median(c_verl)
+    out = {
+        "name": "trust",
+        "what": "trust shaping + trust_grpo advantage vs verl grpo advantage alone",
+        "responses": len(uids),
+        "groups": args.groups,
+        "group_size": args.group_size,
+        "tokens": args.tokens,
+        "runs": args.runs,
+        "torch_threads": torch.get_num_threads(),
+        "ours_median_s": med_ours,
+        "verl_grpo_median_s": med_verl,
+        "ours_s": t_ours,
+        "verl_grpo_s": t_verl,
+        "ratio": ratio,
+        "cpu_time_ratio": cpu_ratio,
+        "goal": GOAL,
+        "meets_goal": ratio <= GOAL,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "trust.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(
+        f"trust: ours {med_ours * 1e3:.1f} ms vs verl grpo {med_verl * 1e3:.1f} ms -> ratio {ratio:.3f} "
+        f"(CPU-time ratio {cpu_ratio:.3f}; goal <= {GOAL})"
+    )
+    return out
+
+
+if __name__ == "__main__":
+    main()

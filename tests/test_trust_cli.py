@@ -1,0 +1,85 @@
+"""``python -m sophiavl.rewards.trust``: one group explained as JSON, both semantics (hand-computed numbers)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from sophiavl.rewards.trust_cli import main
+
+ISSUE_ARGS = ["--outcome", "1,1,1,0,0,0,0,0", "--thinking", "0.6,0.5,0.7,0.8,0.9,0.2,0.7,0.6", "--step", "100"]
+
+
+def run_cli(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_issue_command_as_subprocess():
+    # the exact command of the issue, through `python -m`
+    proc = subprocess.run(
+        [sys.executable, "-m", "sophiavl.rewards.trust", *ISSUE_ARGS, "--semantics", "paper", "--total-steps", "1500"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["gamma"] == pytest.approx(0.9607894391523232)  # exp(0.6 - 0.64)
+    assert out["alpha_t"] == pytest.approx(0.28065209550948534)  # 0.3 * exp(-100/1500)
+
+
+def test_paper(capsys):
+    out = run_cli(capsys, ISSUE_ARGS)
+    assert out["mu_correct"] == pytest.approx(0.6)
+    assert out["mu_wrong"] == pytest.approx(0.64)
+    assert out["down_weighted"] is True
+    w = 0.9607894391523232 * 0.28065209550948534
+    rewards = [1 + 0.6 * w, 1 + 0.5 * w, 1 + 0.7 * w, 0.8 * w, 0.9 * w, 0.2 * w, 0.7 * w, 0.6 * w]
+    assert out["rewards"] == pytest.approx(rewards)
+    mean = sum(rewards) / 8
+    std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / 7)
+    assert out["advantages"] == pytest.approx([(r - mean) / (std + 1e-6) for r in rewards])
+
+
+def test_official_default_T_is_12000(capsys):
+    out = run_cli(capsys, [*ISSUE_ARGS, "--semantics", "official"])
+    # wrong answers (Ro = 0 < 0.2) get Rt = 0: mu_w = 0 -> gamma = 1 ; alpha_t = 0.3 * exp(-100/12000)
+    a = 0.2975103877916628
+    assert out["anneal_T"] == 12000
+    assert out["gamma"] == 1.0
+    assert out["mu_wrong"] == 0.0
+    assert out["alpha_t"] == pytest.approx(a)
+    assert out["rewards"] == pytest.approx([1 + 0.6 * a, 1 + 0.5 * a, 1 + 0.7 * a, 0, 0, 0, 0, 0])
+    # correct ones: mean of the 3 is 1 + 0.6a, wrong ones 0 -> 8-sample mean m = 3(1 + 0.6a)/8
+    rewards = out["rewards"]
+    m = 3 * (1 + 0.6 * a) / 8
+    assert sum(rewards) / 8 == pytest.approx(m)
+
+
+def test_nan_anneal_and_alpha(capsys):
+    out = run_cli(
+        capsys,
+        ["--outcome", "1,0", "--thinking", "nan,0.5", "--step", "300", "--anneal", "linear", "--alpha", "0.5"],
+    )
+    # alpha_t = 0.5 * (1 - 300/1500) = 0.4 ; correct side has no usable score -> mu_c null, gamma 1
+    assert out["alpha_t"] == pytest.approx(0.4)
+    assert out["mu_correct"] is None
+    assert out["gamma"] == 1.0
+    assert out["rewards"] == pytest.approx([1.0, 0.2])  # missing -> no bonus ; 0 + 0.4*0.5
+
+
+def test_no_norm_by_std(capsys):
+    out = run_cli(
+        capsys, ["--outcome", "1,0", "--thinking", "0.5,0.5", "--step", "0", "--anneal", "none", "--no-norm-by-std"]
+    )
+    # R = [1.15, 0.15], mean 0.65 -> advantages +-0.5
+    assert out["advantages"] == pytest.approx([0.5, -0.5])
+
+
+def test_length_mismatch_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--outcome", "1,0", "--thinking", "0.5", "--step", "0"])
+    assert exc.value.code == 2
+    assert "--thinking has 1" in capsys.readouterr().err

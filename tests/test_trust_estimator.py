@@ -1,0 +1,197 @@
+"""The ``trust_grpo`` estimator through verl's own advantage path, and the fail-fast wiring checks."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import verl  # noqa: F401  (loads the sophiavl plugin: registers trust_grpo and the wiring resolver)
+from omegaconf import OmegaConf
+from verl import DataProto
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
+from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
+from sophiavl.rewards.trust_config import check_trust_wiring
+
+EPS = 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    SHAPED_UIDS.clear()
+    yield
+    SHAPED_UIDS.clear()
+
+
+def make_batch(scores_by_uid: dict[str, list[float]], width: int = 6):
+    """token-level rewards with the score on the last valid token, ragged response lengths."""
+    uids, rows, masks = [], [], []
+    for k, (uid, scores) in enumerate(scores_by_uid.items()):
+        for j, s in enumerate(scores):
+            length = 2 + (k + j) % (width - 1)
+            row = torch.zeros(width)
+            row[length - 1] = s
+            rows.append(row)
+            masks.append((torch.arange(width) < length).to(torch.int64))
+            uids.append(uid)
+    return torch.stack(rows), torch.stack(masks), np.array(uids, dtype=object)
+
+
+def run_verl_path(tlr, mask, uids, norm=True):
+    """verl 0.9.1 V1: _compute_advantage -> compute_advantage_for_multi_trajectories -> compute_advantage."""
+    data = DataProto.from_dict(tensors={"token_level_rewards": tlr, "response_mask": mask}, non_tensors={"uid": uids})
+    keys = [f"{u}_{i}_0" for i, u in enumerate(uids)]
+    algo = OmegaConf.create({"adv_estimator": "trust_grpo", "norm_adv_by_std_in_grpo": norm})
+    out = compute_advantage_for_multi_trajectories(
+        data, batch_keys=keys, adv_estimator="trust_grpo", num_repeat=4, norm_adv_by_std_in_grpo=norm, config=algo
+    )
+    return out.batch["advantages"], out.batch["returns"]
+
+
+def test_registered_by_plugin():
+    assert get_adv_estimator_fn("trust_grpo") is compute_trust_grpo_advantage
+
+
+def test_through_verl_compute_advantage_hand_computed():
+    # group a: R = [1.15, 0.15] -> mean 0.65, std = sqrt(0.5) = 0.7071067811865476, adv = +-0.5/(std + eps)
+    # group b: one response R = 0.4 -> 0.4/(1 + eps) ; group c: equal rewards -> 0
+    tlr, mask, uids = make_batch({"a": [1.15, 0.15], "b": [0.4], "c": [0.7, 0.7, 0.7]})
+    SHAPED_UIDS.add(["a", "b", "c"])
+    adv, ret = run_verl_path(tlr, mask, uids)
+    s = 0.7071067811865476
+    expected = torch.tensor([0.5 / (s + EPS), -0.5 / (s + EPS), 0.4 / (1 + EPS), 0, 0, 0])
+    assert torch.allclose(adv, expected.unsqueeze(-1) * mask, atol=1e-6)
+    assert torch.equal(adv, ret)
+    assert torch.all(adv[mask == 0] == 0)  # broadcast over the response mask only
+
+
+def test_norm_adv_by_std_false_from_config():
+    tlr, mask, uids = make_batch({"a": [1.15, 0.15], "b": [0.4]})
+    SHAPED_UIDS.add(["a", "b"])
+    adv, _ = run_verl_path(tlr, mask, uids, norm=False)
+    # R - mean: +-0.5 ; group of one: R - 0 = 0.4
+    expected = torch.tensor([0.5, -0.5, 0.4])
+    assert torch.allclose(adv, expected.unsqueeze(-1) * mask, atol=1e-6)
+
+
+def test_equals_verl_grpo_on_random_batch():
+    gen = torch.Generator().manual_seed(1)
+    sizes = {f"u{k}": n for k, n in enumerate([8, 8, 1, 3, 5, 8, 2])}
+    tlr, mask, uids = make_batch({u: torch.rand(n, generator=gen).tolist() for u, n in sizes.items()}, width=9)
+    SHAPED_UIDS.add(sizes)
+    for norm in (True, False):
+        ours, _ = run_verl_path(tlr, mask, uids, norm=norm)
+        ref, _ = compute_grpo_outcome_advantage(tlr, mask, uids, norm_adv_by_std_in_grpo=norm)
+        assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_unshaped_group_raises_naming_the_sampler_key():
+    tlr, mask, uids = make_batch({"a": [1.0, 0.0], "b": [0.4]})
+    SHAPED_UIDS.add(["a"])  # b was never shaped
+    with pytest.raises(RuntimeError, match=r"trainer\.v1\.sampler\.custom_sampler") as exc:
+        run_verl_path(tlr, mask, uids)
+    assert "'b'" in str(exc.value) and "1 of 2 groups" in str(exc.value)
+
+
+def test_missing_index_raises():
+    with pytest.raises(RuntimeError, match="uid"):
+        compute_trust_grpo_advantage(torch.zeros(1, 2), torch.ones(1, 2))
+
+
+# ------------------------------------------------------------------------------------------ wiring checks
+def wired(**changes):
+    cfg = {
+        "algorithm": {"adv_estimator": "trust_grpo", "trust_grpo": {"semantics": "paper", "anneal_T": 1500}},
+        "trainer": {
+            "use_v1": True,
+            "v1": {
+                "trainer_mode": "sync",
+                "sampler": {"custom_sampler": {"path": "pkg://sophiavl.recipes.trust_sampler", "name": "TrustSampler"}},
+            },
+        },
+        "reward": {"reward_model": {"enable": False}, "thinking_rm": {"max_failure_rate": 0.2}},
+    }
+    cfg = OmegaConf.create(cfg)
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    return cfg
+
+
+def test_wiring_ok_returns_trust_config():
+    trust = check_trust_wiring(wired())
+    assert trust.semantics == "paper" and trust.anneal_T == 1500
+    assert check_trust_wiring(OmegaConf.to_container(wired())).alpha == 0.3  # plain dicts work too
+
+
+def test_wiring_not_used():
+    cfg = wired(**{"algorithm.adv_estimator": "grpo", "trainer.v1.sampler.custom_sampler": None})
+    assert check_trust_wiring(cfg) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"trainer.v1.sampler.custom_sampler": None}, r"trainer\.v1\.sampler\.custom_sampler is not set"),
+        ({"trainer.v1.sampler.custom_sampler.path": None}, r"custom_sampler\.path=pkg://sophiavl"),
+        ({"algorithm.adv_estimator": "trust_grpx"}, "unknown advantage estimator"),
+        ({"trainer.v1.sampler.custom_sampler.name": "Other"}, "must be TrustSampler"),
+        ({"trainer.v1.trainer_mode": "separate_async"}, "trainer_mode=sync"),
+        ({"trainer.use_v1": False}, "use_v1=true"),
+        ({"reward.reward_model.enable": True}, "enable_resource_pool=true"),
+        ({"reward.thinking_rm.max_failure_rate": 1.5}, "max_failure_rate"),
+        ({"algorithm.trust_grpo.anneal": "cosine"}, "anneal must be one of"),
+    ],
+)
+def test_wiring_problems(changes, message):
+    with pytest.raises(ValueError, match=message):
+        check_trust_wiring(wired(**changes))
+
+
+def test_recipe_resolver_fails_fast_before_trainer():
+    """With the recipe, dropping the sampler key fails when verl resolves the config (TaskRunner.run does
+    `OmegaConf.to_container(config, resolve=True)` before building the trainer)."""
+    from hydra import compose, initialize_config_dir
+
+    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=cfgdir, version_base=None):
+        good = compose(config_name="ppo_trainer", overrides=["+recipe=sophiavl"])
+        bad = compose(
+            config_name="ppo_trainer", overrides=["+recipe=sophiavl", "trainer.v1.sampler.custom_sampler=null"]
+        )
+        official = compose(config_name="ppo_trainer", overrides=["+recipe=sophiavl_official"])
+    resolved = OmegaConf.to_container(good, resolve=True)
+    assert resolved["algorithm"]["trust_grpo"]["check_wiring"] is True
+    sampler = resolved["trainer"]["v1"]["sampler"]
+    assert sampler["custom_sampler"] == {"path": "pkg://sophiavl.recipes.trust_sampler", "name": "TrustSampler"}
+    assert sampler["sampler_kwargs"]["trust_grpo"]["anneal_T"] == 1500
+    assert sampler["sampler_kwargs"]["max_failure_rate"] == 0.2
+    assert sampler["sampler_kwargs"]["rm_endpoint"] is None
+    official_kwargs = OmegaConf.to_container(official, resolve=True)["trainer"]["v1"]["sampler"]["sampler_kwargs"]
+    assert official_kwargs["trust_grpo"]["semantics"] == "official"
+    assert official_kwargs["trust_grpo"]["anneal_T"] == 12000
+    with pytest.raises(Exception, match=r"trainer\.v1\.sampler\.custom_sampler is not set"):
+        OmegaConf.to_container(bad, resolve=True)
+
+
+def test_verl_builds_the_trust_sampler_from_the_recipe():
+    """verl's own PPOTrainer._build_replay_buffer, on the composed and resolved recipe config."""
+    from types import SimpleNamespace
+
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    from sophiavl.recipes.trust_sampler import TrustSampler
+
+    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=cfgdir, version_base=None):
+        cfg = compose(
+            config_name="ppo_trainer",
+            overrides=["+recipe=sophiavl_official", "reward.thinking_rm.base_url=http://judge:8000/v1"],
+        )
+    OmegaConf.resolve(cfg)
+    fake_trainer = SimpleNamespace(config=cfg, trainer_mode="sync", _add_prompts_to_generate=lambda n: None)
+    sampler = PPOTrainer._build_replay_buffer(fake_trainer)
+    assert type(sampler) is TrustSampler
+    assert sampler.trust.semantics == "official" and sampler.trust.anneal_T == 12000
+    assert sampler.max_failure_rate == 0.2 and sampler.rm_endpoint == "http://judge:8000/v1"

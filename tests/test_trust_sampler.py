@@ -1,0 +1,241 @@
+"""The trust sampler against a real TransferQueue on a local CPU Ray (one module-scoped cluster).
+
+Trajectories are written the way verl 0.9.1's ``AgentLoopWorkerTQ`` writes them: key ``{uid}_{session}_{index}``,
+per-token ``rm_scores`` with ``Ro`` on the last response token, ``extra_fields["reward_extra_info"]`` carrying the
+reward manager's extra keys, and a prompt key ``{uid}`` tagged ``finished``.
+"""
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+tq = pytest.importorskip("transfer_queue")
+
+from omegaconf import OmegaConf  # noqa: E402
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
+
+from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage  # noqa: E402
+from sophiavl.recipes.trust_sampler import TrustSampler  # noqa: E402
+
+NAN = float("nan")
+ISSUE_RO = [1, 1, 1, 0, 0, 0, 0, 0]
+ISSUE_RT = [0.6, 0.5, 0.7, 0.8, 0.9, 0.2, 0.7, 0.6]
+
+
+@pytest.fixture(scope="module")
+def tq_cluster():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="sophiavl_trust_test")
+    tq.init(
+        OmegaConf.create(
+            {"controller": {"polling_mode": True}, "backend": {"SimpleStorage": {"num_data_storage_units": 1}}}
+        )
+    )
+    yield
+    if started:  # a cluster someone else started keeps its TransferQueue
+        tq.close()
+        ray.shutdown()
+
+
+def make_sampler(endpoint=None, semantics="paper", anneal_T=1500, max_failure_rate=0.2):
+    kwargs = OmegaConf.create(
+        {
+            "trust_grpo": {"semantics": semantics, "anneal_T": anneal_T, "check_wiring": True},
+            "adv_estimator": "trust_grpo",
+            "max_failure_rate": max_failure_rate,
+            "rm_endpoint": endpoint,
+        }
+    )
+    return TrustSampler(
+        trainer_mode="sync",
+        trainer_config={},
+        max_off_policy_threshold=None,
+        max_off_policy_strategy="drop",
+        sampler_kwargs=kwargs,
+        poll_interval=0.05,
+    )
+
+
+def put_group(uid, partition, responses, lengths=None):
+    """responses: list of dicts with outcome/thinking/status/error/latency (thinking NaN allowed)."""
+    for session, resp in enumerate(responses):
+        length = lengths[session] if lengths else 3 + session % 4
+        rm = torch.zeros(length)
+        rm[-1] = resp["outcome"]
+        info = {
+            "outcome": resp["outcome"],
+            "thinking": resp.get("thinking", NAN),
+            "thinking_status": resp.get("status", 0),
+            "thinking_error": resp.get("error", 0),
+            "format_ok": 1.0,
+            "rm_latency_s": resp.get("latency", 0.0),
+        }
+        for drop in resp.get("drop", ()):
+            info.pop(drop)
+        field = {
+            "uid": uid,
+            "prompts": torch.tensor([11, 12]),
+            "responses": torch.arange(length) + 100 * session,
+            "response_mask": torch.ones(length, dtype=torch.int64),
+            "rm_scores": rm,
+            "extra_fields": {"reward_extra_info": info, "min_global_steps": 1, "max_global_steps": 1},
+            "global_steps": 1,
+        }
+        tq.kv_batch_put(
+            keys=[f"{uid}_{session}_0"],
+            partition_id=partition,
+            fields=list_of_dict_to_tensordict([field]),
+            tags=[{"status": "success", "global_steps": 1}],
+        )
+    tq.kv_put(key=uid, partition_id=partition, tag={"is_prompt": True, "status": "finished", "global_steps": 1})
+
+
+def read(keys, partition, fields):
+    return tq.kv_batch_get(keys=keys, partition_id=partition, select_fields=fields)
+
+
+def row_sums(rm_scores):
+    if rm_scores.is_nested:
+        return [float(t.sum()) for t in rm_scores.unbind()]
+    return rm_scores.sum(dim=-1).tolist()
+
+
+def clear_partition(partition):
+    listed = tq.kv_list(partition) or {}
+    keys = list(listed.get(partition, listed).keys()) if listed else []
+    if keys:
+        tq.kv_clear(keys=keys, partition_id=partition)
+
+
+def test_training_batch_is_shaped(tq_cluster):
+    SHAPED_UIDS.clear()
+    lat = iter(range(1, 11))  # the 10 judged responses take 1..10 s
+    put_group(
+        "ga", "train", [dict(outcome=o, thinking=t, latency=next(lat)) for o, t in zip(ISSUE_RO, ISSUE_RT, strict=True)]
+    )
+    put_group(
+        "gb",
+        "train",
+        [dict(outcome=1, status=2, error=503, latency=next(lat)), dict(outcome=0, thinking=0.9, latency=next(lat))],
+    )
+    before = read([f"ga_{i}_0" for i in range(8)] + ["gb_0_0", "gb_1_0"], "train", ["responses", "extra_fields"])
+
+    batch, metrics = make_sampler().sample(global_steps=100, partition_id="train", batch_size=2)
+    keys = sorted(batch.keys)
+    assert keys == sorted([f"ga_{i}_0" for i in range(8)] + ["gb_0_0", "gb_1_0"])
+    after = read(keys, "train", ["rm_scores", "responses", "extra_fields"])
+
+    # step 100, T 1500: alpha_t = 0.3 * exp(-100/1500) = 0.28065209550948534
+    a = 0.28065209550948534
+    w = 0.9607894391523232 * a  # ga: gamma = exp(0.6 - 0.64)
+    expected = {f"ga_{i}_0": o + w * t for i, (o, t) in enumerate(zip(ISSUE_RO, ISSUE_RT, strict=True))}
+    expected["gb_0_0"] = 1.0  # failed judgement: no bonus
+    expected["gb_1_0"] = 0.9 * a  # gb: correct side has no usable score -> gamma = 1
+    for key, total in zip(keys, row_sums(after["rm_scores"]), strict=True):
+        assert total == pytest.approx(expected[key], abs=1e-6), key
+    # the reward stays on the last token, zeros elsewhere
+    for row in after["rm_scores"].unbind():
+        assert torch.all(row[:-1] == 0)
+    # other fields untouched
+    order = {k: i for i, k in enumerate([f"ga_{i}_0" for i in range(8)] + ["gb_0_0", "gb_1_0"])}
+    for j, key in enumerate(keys):
+        assert torch.equal(after["responses"][j], before["responses"][order[key]])
+    assert [e["reward_extra_info"]["outcome"] for e in list(after["extra_fields"])] == [
+        list(before["extra_fields"])[order[k]]["reward_extra_info"]["outcome"] for k in keys
+    ]
+
+    assert metrics["trust/alpha_t"] == pytest.approx(a)
+    assert metrics["trust/gamma_mean"] == pytest.approx((0.9607894391523232 + 1) / 2)
+    assert metrics["trust/downweighted_share"] == 0.5
+    assert metrics["trust/no_thinking_share"] == 0.0
+    assert metrics["trust/thinking_missing_share"] == pytest.approx(0.1)  # 1 of 10
+    assert metrics["trust/thinking_correct_mean"] == pytest.approx(0.6)  # 0.6, 0.5, 0.7 (gb's failed one left out)
+    assert metrics["trust/thinking_wrong_mean"] == pytest.approx((3.2 + 0.9) / 6)
+    assert metrics["trust/rm_failed_count"] == 1 and metrics["trust/rm_error_http_count"] == 1
+    assert metrics["trust/rm_failed_share"] == pytest.approx(0.1)
+    assert metrics["trust/rm_latency_mean_s"] == pytest.approx(5.5)
+    assert metrics["trust/rm_latency_p95_s"] == pytest.approx(9.55)  # 9 + 0.55 * (10 - 9), linear interpolation
+
+    # the estimator accepts the shaped groups
+    assert not SHAPED_UIDS.missing(["ga", "gb"])
+    compute_trust_grpo_advantage(torch.zeros(2, 3), torch.ones(2, 3), index=["ga", "gb"])
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_validation_is_untouched(tq_cluster):
+    put_group("gv", "val", [dict(outcome=1, thinking=0.9), dict(outcome=0, thinking=0.1, status=1)])
+    batch, metrics = make_sampler().sample(global_steps=5, partition_id="val", batch_size=1)
+    assert sorted(batch.keys) == ["gv_0_0", "gv_1_0"]
+    assert row_sums(read(sorted(batch.keys), "val", ["rm_scores"])["rm_scores"]) == [1.0, 0.0]
+    assert not any(k.startswith("trust/") for k in metrics)
+    assert SHAPED_UIDS.missing(["gv"]) == {"gv"}
+    tq.kv_clear(keys=batch.keys, partition_id="val")
+
+
+def test_official_skips_and_equal_lengths(tq_cluster):
+    # equal response lengths: TransferQueue returns a dense rm_scores tensor instead of a nested one
+    put_group(
+        "go",
+        "train",
+        [
+            dict(outcome=1, thinking=0.2),
+            dict(outcome=0.3, thinking=0.8),
+            dict(outcome=0.1, status=1),
+            dict(outcome=0.3, thinking=0.6),
+        ],
+        lengths=[4, 4, 4, 4],
+    )
+    batch, metrics = make_sampler(semantics="official", anneal_T=12000).sample(1200, "train", 1)
+    keys = sorted(batch.keys)
+    # alpha_t = 0.3 * exp(-0.1) = 0.27145122541078786 ; Ro = 0.1 -> Rt := 0 ; mu_c = 0.2,
+    # mu_w = (0.8 + 0 + 0.6)/3 = 0.4666666666666667 -> gamma = exp(0.2 - 0.4666666666666667) = exp(-0.2666666666666667)
+    w = 0.27145122541078786 * 0.7659283383646487
+    sums = row_sums(read(keys, "train", ["rm_scores"])["rm_scores"])
+    assert sums == pytest.approx([1 + 0.2 * w, 0.3 + 0.8 * w, 0.1, 0.3 + 0.6 * w], abs=1e-6)
+    assert metrics["trust/rm_skipped_count"] == 1 and metrics["trust/rm_requested_count"] == 3
+    assert metrics["trust/thinking_missing_share"] == 0.0
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_failure_rate_stops_the_run(tq_cluster):
+    put_group(
+        "gf",
+        "train",
+        [
+            dict(outcome=1, status=2, error=-1),
+            dict(outcome=0, status=2, error=503),
+            dict(outcome=1, thinking=0.5),
+            dict(outcome=0, status=2, error=-2),
+        ],
+    )
+    with pytest.raises(RuntimeError) as exc:
+        make_sampler(endpoint="http://judge:8000/v1").sample(3, "train", 1)
+    text = str(exc.value)
+    assert "http://judge:8000/v1" in text and "3 of 4" in text
+    assert "last error: connection error" in text and "max_failure_rate=0.2" in text
+    # nothing was written
+    keys = [f"gf_{i}_0" for i in range(4)]
+    assert row_sums(read(keys, "train", ["rm_scores"])["rm_scores"]) == [1.0, 0.0, 1.0, 0.0]
+    tq.kv_clear(keys=keys, partition_id="train")
+
+    put_group("gg", "train", [dict(outcome=1, status=2, error=-3), dict(outcome=0, thinking=0.5)])
+    with pytest.raises(RuntimeError, match="verl-managed reward model.*unparseable reply"):
+        make_sampler(endpoint=None).sample(3, "train", 1)
+    tq.kv_clear(keys=["gg_0_0", "gg_1_0"], partition_id="train")
+
+
+def test_missing_extra_key_is_reported(tq_cluster):
+    put_group("gm", "train", [dict(outcome=1, thinking=0.5, drop=("thinking_status",)), dict(outcome=0, thinking=0.5)])
+    with pytest.raises(RuntimeError, match=r"reward_extra_info\['thinking_status'\]"):
+        make_sampler().sample(3, "train", 1)
+    tq.kv_clear(keys=["gm_0_0", "gm_1_0"], partition_id="train")
+
+
+def test_sampler_rejects_unknown_estimator_and_async_mode():
+    kwargs = OmegaConf.create({"trust_grpo": {}, "adv_estimator": "trust_grpx"})
+    common = dict(trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop")
+    with pytest.raises(ValueError, match="unknown advantage estimator"):
+        TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)
+    with pytest.raises(ValueError, match="trainer_mode=sync"):
+        TrustSampler(trainer_mode="colocate_async", sampler_kwargs=OmegaConf.create({}), **common)
