@@ -35,17 +35,15 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from sophiavl.rewards import trust_config
+from sophiavl.rewards.judge_codes import ERROR_BAD_INPUT, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
 from sophiavl.rewards.outcome import compute_score as outcome_compute_score
 from sophiavl.rewards.outcome import format_ok as passes_format
 from sophiavl.rewards.sample_inputs import first_image, question_text
-from sophiavl.rewards.thinking_client import ERROR_BAD_INPUT, ThinkingJudge
+from sophiavl.rewards.thinking_client import ThinkingJudge
 from sophiavl.rewards.thinking_config import ThinkingRMConfig
 
 logger = logging.getLogger(__name__)
 
-STATUS_OK = 0
-STATUS_SKIPPED = 1
-STATUS_FAILED = 2
 
 #: The ``reward_extra_info`` keys, identical for every sample.
 EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "format_ok", "rm_latency_s", "acc")

@@ -4,13 +4,15 @@ The pieces live in small modules: ``thinking_client`` (HTTP, retries, counters),
 score) and ``thinking_prompt`` (template, image encoding, messages).
 """
 
-from sophiavl.rewards.thinking_client import (
+from sophiavl.rewards.judge_codes import (
     ERROR_BAD_INPUT,
     ERROR_CONNECTION,
     ERROR_MALFORMED,
     ERROR_NONE,
     ERROR_TIMEOUT,
     ERROR_UNPARSEABLE,
+)
+from sophiavl.rewards.thinking_client import (
     Judgement,
     JudgeStats,
     ThinkingJudge,

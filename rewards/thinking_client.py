@@ -20,18 +20,18 @@ from typing import Any
 
 import aiohttp
 
+from sophiavl.rewards.judge_codes import (
+    ERROR_BAD_INPUT,
+    ERROR_CONNECTION,
+    ERROR_MALFORMED,
+    ERROR_NONE,
+    ERROR_TIMEOUT,
+    ERROR_UNPARSEABLE,
+)
 from sophiavl.rewards.thinking_parse import parse_score
 from sophiavl.rewards.thinking_prompt import SCORE_REGEX, build_messages, load_template
 
 logger = logging.getLogger(__name__)
-
-#: ``Judgement.error`` codes besides HTTP status codes (the ``thinking_error`` extra-info key).
-ERROR_NONE = 0
-ERROR_TIMEOUT = -1
-ERROR_CONNECTION = -2
-ERROR_UNPARSEABLE = -3
-ERROR_MALFORMED = -4
-ERROR_BAD_INPUT = -5
 
 CONSTRAIN_STYLES = ("structured_outputs", "guided_regex")
 

@@ -47,9 +47,12 @@ def test_plugin_registers_in_a_fresh_ray_worker():
         from hydra.core.plugins import Plugins
         from hydra.plugins.search_path_plugin import SearchPathPlugin
 
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+
         from sophiavl.recipes import plugin
 
         return {
+            "estimators": sorted(ADV_ESTIMATOR_REGISTRY),
             "search_path": [c.__name__ for c in Plugins.instance().discover(SearchPathPlugin)],
             "modules": {name: name in sys.modules for name in plugin.REGISTERING_MODULES},
         }
@@ -60,4 +63,5 @@ def test_plugin_registers_in_a_fresh_ray_worker():
     finally:
         ray.shutdown()
     assert "SophiaVLSearchPathPlugin" in found["search_path"]
-    assert all(found["modules"].values()), found["modules"]
+    assert found["modules"] and all(found["modules"].values()), found["modules"]
+    assert "trust_grpo" in found["estimators"]
