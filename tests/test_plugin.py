@@ -46,7 +46,6 @@ def test_plugin_registers_in_a_fresh_ray_worker():
         import verl  # noqa: F401  (what every verl process does first)
         from hydra.core.plugins import Plugins
         from hydra.plugins.search_path_plugin import SearchPathPlugin
-
         from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
         from sophiavl.recipes import plugin
