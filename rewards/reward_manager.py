@@ -94,9 +94,7 @@ class ThinkingRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
-        check = getattr(trust_config, "check_trust_wiring", None)
-        if check is not None:
-            check(config)
+        trust_config.check_trust_wiring(config)  # second line of defence; the recipe's resolver checks first
         self.trust = trust_config.TrustConfig.from_config(_cfg_get(_cfg_get(config, "algorithm"), "trust_grpo"))
         reward_cfg = _cfg_get(config, "reward")
         self.rm_cfg = ThinkingRMConfig.from_config(_cfg_get(reward_cfg, "thinking_rm"))
