@@ -1,0 +1,419 @@
+"""`make demo`: one real SophiaVL-R1 training run through verl 0.9.1 on a CPU-only machine.
+
+Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
+
+    .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--workdir data/e2e] [HYDRA_OVERRIDE ...]
+
+What it does, in order:
+  1. prepares the embedded sample dataset (the command `make prepare-data` runs) into WORKDIR/sophiavl and keeps
+     its first rows, images included (--text-only: without images);
+  2. builds a tiny random Qwen2.5-VL policy and thinking reward model, offline (--text-only: Qwen2); the policy
+     gets a few seconds of warm-up on the answer format, so that some of its answers are right;
+  3. starts the thinking RM behind a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
+  4. runs `python -m verl.trainer.main_ppo +recipe=sophiavl <CPU and tiny-size overrides>` with the judge at
+     reward.thinking_rm.base_url, under a timeout;
+  5. prints a per-step summary from verl's file logger (metrics.jsonl) and the judge server's request count,
+     writes WORKDIR/summary.json;
+  6. stops every process it started, also on failure, Ctrl-C or timeout: each child runs in its own process
+     group, and every process that carries this run's marker variable (Ray's raylet and workers, vLLM's engine
+     processes) is killed at the end.
+
+Exit status: 0 when training exited 0 and every step logged its metrics; otherwise non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+MARKER = "SOPHIAVL_E2E_RUN"  # every process this run starts inherits it; the cleanup looks for it
+
+# What the summary shows per step: (column, metric key in verl's logged metrics).
+SUMMARY_COLUMNS = [
+    ("outcome", "trust/outcome_mean"),
+    ("thinking", "trust/thinking_mean"),
+    ("gamma", "trust/gamma_mean"),
+    ("alpha_t", "trust/alpha_t"),
+    ("untrusted", "trust/downweighted_share"),
+    ("judge_req", "trust/rm_requested_count"),
+    ("judge_fail", "trust/rm_failed_count"),
+    ("R", "trust/reward_mean"),
+    ("step_s", "timing_s/step"),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_step(cmd: list[str], env: dict, timeout: float) -> None:
+    """A short preparation step: its own process group, killed whole on timeout."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except BaseException:
+        kill_group(proc)
+        raise
+    if rc != 0:
+        raise SystemExit(f"step failed (exit {rc}): {' '.join(cmd)}")
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def marked_pids(run_id: str) -> list[int]:
+    """Processes whose environment carries MARKER=run_id (all descendants, also those that left our groups)."""
+    needle = f"{MARKER}={run_id}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_marked(run_id: str) -> list[int]:
+    """Kills what is left of this run; returns the pids that were still alive."""
+    left = marked_pids(run_id)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 5
+        while time.time() < deadline and marked_pids(run_id):
+            time.sleep(0.2)
+        if not marked_pids(run_id):
+            break
+    return left
+
+
+# Lines of the training log shown on the console (all of it is in WORKDIR/train.log; DEMO_VERBOSE=1 shows all).
+ECHO_WORDS = (b"step:", b"Error: ", b"Traceback", b"Training Progress")
+
+
+def pump(stream, path: Path, echo: bool) -> threading.Thread:
+    """Copies a child's output to a log file and, when echo, its important lines to our stdout."""
+    verbose = bool(os.environ.get("DEMO_VERBOSE"))
+
+    def _run():
+        with open(path, "ab") as out:
+            for line in iter(stream.readline, b""):
+                out.write(line)
+                out.flush()
+                shown = any(word in line for word in ECHO_WORDS) and b"Warning" not in line
+                if echo and (verbose or shown):
+                    sys.stdout.buffer.write(line[:2000])
+                    sys.stdout.flush()
+
+    thread = threading.Thread(target=_run, daemon=True)
+    thread.start()
+    return thread
+
+
+def start_judge(model_dir: Path, port: int, env: dict, log_path: Path) -> subprocess.Popen:
+    # A real vLLM OpenAI-compatible server. It is plain vLLM: no verl, no weight sync, so none of the
+    # verl_cpu_support hacks are needed here. The reward manager sends it the question's image, the question and
+    # the response; with structured output its reply is always <answer>0.x</answer>.
+    cmd = [
+        PY, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_dir), "--served-model-name", "thinking-rm",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--dtype", "float32", "--enforce-eager", "--max-model-len", "4096",
+        "--max-num-seqs", "16", "--disable-uvicorn-access-log",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    pump(proc.stdout, log_path, echo=False)
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"judge server exited with {proc.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"judge server not ready after {timeout:.0f} s; see {log_path}")
+
+
+def judge_request_count(base: str) -> float:
+    """Chat requests the judge server finished, from vLLM's Prometheus counter vllm:request_success_total."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("vllm:request_success_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def training_command(args, data_dir: Path, models: Path, judge_url: str) -> list[str]:
+    n = args.group_size
+    overrides = [
+        "+recipe=sophiavl",
+        # data: the first rows of the embedded sample (images as bytes, or text-only with --text-only)
+        f"data.train_files={data_dir / 'train.parquet'}",
+        f"data.val_files={data_dir / 'val.parquet'}",
+        f"data.train_batch_size={args.batch}",
+        "data.max_prompt_length=1024",
+        f"data.max_response_length={args.response_length}",
+        "data.filter_overlong_prompts=True",
+        "data.dataloader_num_workers=0",  # no forked dataloader processes on 2 cores
+        # policy: the tiny Qwen2.5-VL (or Qwen2), fp32, plain attention (no FlashAttention on CPU)
+        f"actor_rollout_ref.model.path={models / 'policy'}",
+        "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",  # gets past: FlashAttention2 requested
+        "actor_rollout_ref.model.use_remove_padding=False",  # same: remove-padding needs flash-attn
+        "actor_rollout_ref.actor.strategy=fsdp2",  # gets past: "Cannot access accelerator device" (fsdp1)
+        "actor_rollout_ref.actor.fsdp_config.dtype=float32",
+        "actor_rollout_ref.ref.fsdp_config.dtype=float32",
+        "actor_rollout_ref.actor.use_torch_compile=False",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={args.batch}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={args.batch * n}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={args.batch * n}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={args.batch * n}",
+        # rollout: vLLM (CPU), one replica, small and awake
+        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.n={n}",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        "actor_rollout_ref.rollout.dtype=float32",
+        "actor_rollout_ref.rollout.enforce_eager=True",
+        "actor_rollout_ref.rollout.gpu_memory_utilization=0.1",
+        "actor_rollout_ref.rollout.max_model_len=2048",
+        "actor_rollout_ref.rollout.max_num_batched_tokens=4096",
+        "actor_rollout_ref.rollout.max_num_seqs=16",
+        "+actor_rollout_ref.rollout.enable_sleep_mode=False",  # gets past: "Sleep mode is not supported"
+        "actor_rollout_ref.rollout.free_cache_engine=False",  # same
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        # reward: our manager, the judge on loopback, constrained output so a random judge still parses
+        "reward.num_workers=1",
+        "reward.reward_model.enable=False",  # the judge is external (base_url below): no verl-served RM
+        "reward.reward_model.enable_resource_pool=False",  # else verl still reserves its GPUs ("less than desired")
+        f"reward.thinking_rm.base_url={judge_url}",
+        "reward.thinking_rm.model=thinking-rm",
+        "reward.thinking_rm.constrain_output=True",
+        "reward.thinking_rm.max_tokens=16",
+        "reward.thinking_rm.timeout_s=120",
+        # trainer: one fake GPU, no checkpoints, no validation, metrics to console and a JSON-lines file
+        "trainer.nnodes=1",
+        "trainer.n_gpus_per_node=1",
+        "trainer.device=cpu",
+        f"trainer.total_training_steps={args.steps}",
+        "trainer.val_before_train=False",
+        "trainer.test_freq=-1",
+        "trainer.save_freq=-1",
+        "trainer.logger=[console,file]",
+        "trainer.project_name=sophiavl_e2e",
+        "trainer.experiment_name=cpu_demo",
+        # TransferQueue: one storage actor instead of 8 (each is a Python process of a few hundred MB)
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        # Ray: logical CPUs beyond the 2 real cores (gets past a silent hang: TransferQueue actors and the
+        # workers each reserve a CPU), and one fake GPU (verl counts GPUs before it schedules its workers)
+        "ray_kwargs.ray_init.num_cpus=16",
+        "+ray_kwargs.ray_init.num_gpus=1",
+    ]
+    return [PY, "-m", "verl.trainer.main_ppo", *overrides, *args.overrides]
+
+
+def training_env(run_id: str, metrics_path: Path) -> dict:
+    env = dict(os.environ)
+    env[MARKER] = run_id
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "cpu_support"), env.get("PYTHONPATH")]))
+    env.update(
+        {
+            "VERL_USE_EXTERNAL_MODULES": "verl_cpu_support",  # the CPU platform and hacks, in every verl process
+            "VERL_PLATFORM": "cpu",  # gets past: "No supported accelerator detected ... Falling back to 'nvidia'"
+            "VERL_ENGINE_DEVICE": "cuda",  # gets past: "No engine registered for device='cpu' ... backend='fsdp'"
+            "VLLM_TARGET_DEVICE": "cpu",
+            "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache per vLLM engine
+            "VERL_FILE_LOGGER_PATH": str(metrics_path),
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
+            "RAY_DEDUP_LOGS": "0",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        }
+    )
+    return env
+
+
+def read_metrics(path: Path) -> list[dict]:
+    steps = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                steps.append({"step": record["step"], **record["data"]})
+    return steps
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def print_summary(steps: list[dict], judge_requests, wall_s: float) -> None:
+    header = ["step"] + [name for name, _ in SUMMARY_COLUMNS]
+    rows = [[str(s["step"])] + [fmt(s.get(key)) for _, key in SUMMARY_COLUMNS] for s in steps]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    print("\n=== SophiaVL-R1 CPU demo: per-step summary ===")
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print(
+        "outcome/thinking: mean Ro and Rt of the batch; gamma: mean trust weight; untrusted: share of groups\n"
+        "down-weighted (gamma < 1); R: mean shaped reward Ro + gamma*alpha_t*Rt; judge_req/judge_fail: judge\n"
+        "calls made/failed by the reward manager; step_s: seconds per step (the first includes warm-up)"
+    )
+    print(f"judge server: {fmt(judge_requests)} chat requests served (vllm:request_success_total)")
+    print(f"wall time: {wall_s:.0f} s\n", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="SophiaVL-R1 on CPU: one tiny end-to-end training run")
+    parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=2, help="prompts per step")
+    parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (rollout.n)")
+    parser.add_argument("--response-length", type=int, default=48)
+    parser.add_argument("--timeout", type=float, default=1500, help="seconds for the training run")
+    parser.add_argument("--text-only", action="store_true", help="text-only Qwen2 models and rows without images")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    run_id = uuid.uuid4().hex[:12]
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json"):
+        (work / name).unlink(missing_ok=True)
+    metrics_path = work / "metrics.jsonl"
+    env = training_env(run_id, metrics_path)
+    base_env = dict(os.environ, **{MARKER: run_id, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"})
+
+    # Ctrl-C and `kill` (SIGTERM, e.g. from `timeout`) both end in the `finally` below.
+    signal.signal(signal.SIGTERM, _interrupt)
+    judge = trainer = None
+    rc, judge_requests, left = 1, None, []
+    try:
+        kind = "text-only" if args.text_only else "image and text"
+        log(f"1/5 preparing the embedded sample dataset (make prepare-data) and {kind} rows")
+        run_step([PY, "-m", "sophiavl.data_prep.sophiavl_130k", "--out", str(work / "sophiavl"), "--val-size", "16",
+                  "--no-progress"], base_env, 300)  # fmt: skip
+        text_flag = ["--text-only"] if args.text_only else []
+        run_step([PY, str(HERE / "sample_rows.py"), str(work / "sophiavl"), str(work / "rows"), *text_flag,
+                  "--train-rows", str(max(8, args.batch * args.steps)), "--val-rows", "4"], base_env, 120)  # fmt: skip
+
+        arch = "Qwen2" if args.text_only else "Qwen2.5-VL"
+        log(f"2/5 building a tiny {arch} policy (format warm-up) and thinking reward model (offline, random weights)")
+        warmup = ["--warmup-rows", str(work / "rows" / "train.parquet")]
+        run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), *text_flag, *warmup], base_env, 300)
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log(f"3/5 starting the thinking RM: vLLM (CPU) OpenAI server on {base} (log: {work / 'judge.log'})")
+        judge = start_judge(work / "models" / "judge", port, base_env, work / "judge.log")
+        wait_ready(judge, f"{base}/v1/models", 600, work / "judge.log")
+        log("judge server ready")
+
+        cmd = training_command(args, work / "rows", work / "models", f"{base}/v1")
+        log(f"4/5 training: {' '.join(cmd[1:4])} ... (log: {work / 'train.log'}, timeout {args.timeout:.0f} s)")
+        (work / "command.txt").write_text(" ".join(cmd) + "\n")
+        trainer = subprocess.Popen(
+            cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        pump(trainer.stdout, work / "train.log", echo=not os.environ.get("DEMO_QUIET"))
+        try:
+            rc = trainer.wait(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            log(f"training did not finish within {args.timeout:.0f} s: stopping it")
+            rc = 124
+        if rc != 0 and (work / "train.log").exists():
+            tail = (work / "train.log").read_text(errors="replace").splitlines()[-60:]
+            log(f"training exited {rc}; last lines of {work / 'train.log'}:\n" + "\n".join(tail))
+        if judge.poll() is None:
+            judge_requests = judge_request_count(base)
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        rc = 130
+    finally:
+        for proc in (trainer, judge):
+            if proc is not None:
+                kill_group(proc)
+        left = kill_marked(run_id)
+        if left:
+            log(f"killed {len(left)} leftover process(es) of this run: {left}")
+
+    steps = read_metrics(metrics_path)
+    print_summary(steps, judge_requests, time.time() - start)
+    summary = {
+        "exit_status": rc,
+        "run_id": run_id,
+        "marker": MARKER,
+        "steps": steps,
+        "judge_requests": judge_requests,
+        "leftover_pids_killed": left,
+        "wall_s": time.time() - start,
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    if rc == 0 and len(steps) < args.steps:
+        log(f"training exited 0 but logged {len(steps)} of {args.steps} steps")
+        rc = 1
+    log(f"done: exit status {rc}; summary in {work / 'summary.json'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
