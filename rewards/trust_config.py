@@ -137,6 +137,8 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
       whole groups and the real global step;
     * reward scores available when the sampler runs, i.e. not a colocated reward model
       (``reward.reward_model.enable`` without ``enable_resource_pool``);
+    * exactly one thinking reward model: either ``reward.thinking_rm.base_url`` (external server) or
+      ``reward.reward_model.enable`` (verl serves it), not neither and not both (both would start an unused RM);
     * a valid ``algorithm.trust_grpo`` node and ``reward.thinking_rm.max_failure_rate`` in [0, 1].
 
     Returns the parsed :class:`TrustConfig`, or ``None`` when the run does not use Trust-GRPO. Raises
@@ -177,6 +179,19 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
         problems.append(
             "a colocated reward model scores after the sampler runs, so the trust sampler would see no scores: set "
             "reward.reward_model.enable_resource_pool=true (or use an external thinking RM)"
+        )
+    external = _select(config, "reward.thinking_rm.base_url", None)
+    verl_managed = bool(_select(config, "reward.reward_model.enable", False))
+    if external and verl_managed:
+        problems.append(
+            f"reward.thinking_rm.base_url={external} (an external thinking RM) and reward.reward_model.enable=true "
+            "(verl serves one) are both set, and the verl-managed one would sit unused on its GPUs: set "
+            "reward.reward_model.enable=false reward.reward_model.enable_resource_pool=false, or base_url=null"
+        )
+    if not external and not verl_managed:
+        problems.append(
+            "no thinking reward model: set reward.thinking_rm.base_url=http://host:port/v1 (external server) or "
+            "reward.reward_model.enable=true (verl serves it)"
         )
     max_failure_rate = _select(config, "reward.thinking_rm.max_failure_rate", None)
     if max_failure_rate is not None and not (0.0 <= float(max_failure_rate) <= 1.0):

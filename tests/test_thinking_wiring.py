@@ -61,7 +61,12 @@ def test_misspelt_key_is_rejected(compose_ppo):
 def test_manager_builds_from_the_composed_config(compose_ppo, fake_judge):
     from transformers import PreTrainedTokenizerFast
 
-    cfg = compose_ppo("+recipe=sophiavl", f"reward.thinking_rm.base_url={fake_judge.base_url}")
+    cfg = compose_ppo(
+        "+recipe=sophiavl",
+        "reward.reward_model.enable=false",
+        "reward.reward_model.enable_resource_pool=false",
+        f"reward.thinking_rm.base_url={fake_judge.base_url}",
+    )
     manager = ThinkingRewardManager(cfg, PreTrainedTokenizerFast, None)  # tokenizer unused at construction
     assert manager.judge.url == fake_judge.base_url + "/chat/completions"
     assert manager.judge.max_concurrency == 8  # 64 over reward.num_workers = 8

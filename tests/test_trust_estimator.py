@@ -110,7 +110,10 @@ def wired(**changes):
                 "sampler": {"custom_sampler": {"path": "pkg://sophiavl.recipes.trust_sampler", "name": "TrustSampler"}},
             },
         },
-        "reward": {"reward_model": {"enable": False}, "thinking_rm": {"max_failure_rate": 0.2}},
+        "reward": {
+            "reward_model": {"enable": False},
+            "thinking_rm": {"base_url": "http://127.0.0.1:8000/v1", "max_failure_rate": 0.2},
+        },
     }
     cfg = OmegaConf.create(cfg)
     for key, value in changes.items():
@@ -139,6 +142,12 @@ def test_wiring_not_used():
         ({"trainer.v1.trainer_mode": "separate_async"}, "trainer_mode=sync"),
         ({"trainer.use_v1": False}, "use_v1=true"),
         ({"reward.reward_model.enable": True}, "enable_resource_pool=true"),
+        # an external judge and a verl-managed one: the latter would hold GPUs for nothing
+        (
+            {"reward.reward_model.enable": True, "reward.reward_model.enable_resource_pool": True},
+            r"base_url=http://127\.0\.0\.1:8000/v1 .* are both set",
+        ),
+        ({"reward.thinking_rm.base_url": None}, "no thinking reward model"),
         ({"reward.thinking_rm.max_failure_rate": 1.5}, "max_failure_rate"),
         ({"algorithm.trust_grpo.anneal": "cosine"}, "anneal must be one of"),
     ],
@@ -187,7 +196,12 @@ def test_verl_builds_the_trust_sampler_from_the_recipe():
     with initialize_config_dir(config_dir=cfgdir, version_base=None):
         cfg = compose(
             config_name="ppo_trainer",
-            overrides=["+recipe=sophiavl_official", "reward.thinking_rm.base_url=http://judge:8000/v1"],
+            overrides=[
+                "+recipe=sophiavl_official",
+                "reward.reward_model.enable=false",
+                "reward.reward_model.enable_resource_pool=false",
+                "reward.thinking_rm.base_url=http://judge:8000/v1",
+            ],
         )
     OmegaConf.resolve(cfg)
     fake_trainer = SimpleNamespace(config=cfg, trainer_mode="sync", _add_prompts_to_generate=lambda n: None)
