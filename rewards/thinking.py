@@ -1,17 +1,10 @@
 """The thinking reward model client: ``from sophiavl.rewards.thinking import ThinkingJudge, parse_score``.
 
 The pieces live in small modules: ``thinking_client`` (HTTP, retries, counters), ``thinking_parse`` (reading the
-score) and ``thinking_prompt`` (template, image encoding, messages).
+score) and ``thinking_prompt`` (template, image encoding, messages); the error codes of a
+:class:`Judgement` are in ``judge_codes``.
 """
 
-from sophiavl.rewards.judge_codes import (
-    ERROR_BAD_INPUT,
-    ERROR_CONNECTION,
-    ERROR_MALFORMED,
-    ERROR_NONE,
-    ERROR_TIMEOUT,
-    ERROR_UNPARSEABLE,
-)
 from sophiavl.rewards.thinking_client import (
     Judgement,
     JudgeStats,
@@ -22,12 +15,6 @@ from sophiavl.rewards.thinking_parse import parse_score
 from sophiavl.rewards.thinking_prompt import SCORE_REGEX, PromptTemplate, load_template
 
 __all__ = [
-    "ERROR_BAD_INPUT",
-    "ERROR_CONNECTION",
-    "ERROR_MALFORMED",
-    "ERROR_NONE",
-    "ERROR_TIMEOUT",
-    "ERROR_UNPARSEABLE",
     "SCORE_REGEX",
     "Judgement",
     "JudgeStats",

@@ -7,15 +7,14 @@ import time
 
 import pytest
 
-from sophiavl.rewards.thinking import (
+from sophiavl.rewards.judge_codes import (
     ERROR_BAD_INPUT,
     ERROR_CONNECTION,
     ERROR_MALFORMED,
     ERROR_TIMEOUT,
     ERROR_UNPARSEABLE,
-    SCORE_REGEX,
-    ThinkingJudge,
 )
+from sophiavl.rewards.thinking import SCORE_REGEX, ThinkingJudge
 
 FAST = {"timeout_s": 0.5, "max_retries": 2, "backoff_s": 0.01, "backoff_max_s": 0.02}
 
