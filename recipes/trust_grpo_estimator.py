@@ -20,7 +20,7 @@ import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from sophiavl.rewards.trust import group_advantages
-from sophiavl.rewards.trust_config import ESTIMATOR_NAME, SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH
+from sophiavl.rewards.trust_config import ESTIMATOR_NAME, SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH, select
 
 
 class ShapedUids:
@@ -58,14 +58,6 @@ class ShapedUids:
 
 #: The uids the trust sampler shaped recently, in this process.
 SHAPED_UIDS = ShapedUids()
-
-
-def _norm_by_std(config) -> bool:
-    if config is None:
-        return True
-    getter = getattr(config, "get", None)
-    value = getter("norm_adv_by_std_in_grpo", True) if getter else getattr(config, "norm_adv_by_std_in_grpo", True)
-    return True if value is None else bool(value)
 
 
 @register_adv_est(ESTIMATOR_NAME)
@@ -108,7 +100,8 @@ def compute_trust_grpo_advantage(
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
         group = torch.from_numpy(inverse.astype(np.int64).reshape(-1))
-        adv = group_advantages(scores, group, norm_by_std=_norm_by_std(config), eps=epsilon)
+        norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
+        adv = group_advantages(scores, group, norm_by_std=norm_by_std, eps=epsilon)
         # one cast of the mask, then an in-place multiply: about 1.5x faster on CPU than the mixed-dtype
         # broadcast product `adv[:, None] * response_mask` with an int64 mask
         out = response_mask.to(token_level_rewards.dtype)

@@ -35,7 +35,7 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from sophiavl.rewards import trust_config
-from sophiavl.rewards.judge_codes import ERROR_BAD_INPUT, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
+from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
 from sophiavl.rewards.outcome import compute_score as outcome_compute_score
 from sophiavl.rewards.outcome import format_ok as passes_format
 from sophiavl.rewards.sample_inputs import first_image, question_text
@@ -47,13 +47,6 @@ logger = logging.getLogger(__name__)
 
 #: The ``reward_extra_info`` keys, identical for every sample.
 EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "format_ok", "rm_latency_s", "acc")
-
-
-def _cfg_get(node: Any, key: str, default: Any = None) -> Any:
-    if node is None:
-        return default
-    getter = getattr(node, "get", None)
-    return getter(key, default) if getter is not None else getattr(node, key, default)
 
 
 def judge_endpoint(rm_cfg: ThinkingRMConfig, reward_router_address: str | None) -> str:
@@ -95,17 +88,16 @@ class ThinkingRewardManager(RewardManagerBase):
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
         trust_config.check_trust_wiring(config)  # second line of defence; the recipe's resolver checks first
-        self.trust = trust_config.TrustConfig.from_config(_cfg_get(_cfg_get(config, "algorithm"), "trust_grpo"))
-        reward_cfg = _cfg_get(config, "reward")
-        self.rm_cfg = ThinkingRMConfig.from_config(_cfg_get(reward_cfg, "thinking_rm"))
+        self.trust = trust_config.TrustConfig.from_config(trust_config.select(config, "algorithm.trust_grpo"))
+        self.rm_cfg = ThinkingRMConfig.from_config(trust_config.select(config, "reward.thinking_rm"))
         self.compute_score = self._outcome_function(compute_score)
         self.is_async_score = inspect.iscoroutinefunction(self.compute_score)
         self.reward_router_address = reward_router_address
         self.reward_model_tokenizer = reward_model_tokenizer
         model = self.rm_cfg.model
         if model is None and not self.rm_cfg.base_url:
-            model = _cfg_get(_cfg_get(reward_cfg, "reward_model"), "model_path")
-        num_workers = max(1, int(_cfg_get(reward_cfg, "num_workers", 1) or 1))
+            model = trust_config.select(config, "reward.reward_model.model_path")
+        num_workers = max(1, int(trust_config.select(config, "reward.num_workers", 1)))
         self.judge = ThinkingJudge(
             judge_endpoint(self.rm_cfg, reward_router_address),
             model,
@@ -181,19 +173,14 @@ class ThinkingRewardManager(RewardManagerBase):
             try:
                 image = first_image(raw_prompt)
             except (OSError, ValueError) as exc:
-                logger.warning("thinking RM: unusable image in sample %s: %s", extra_info.get("index"), exc)
-                thinking, status, error = float("nan"), STATUS_FAILED, ERROR_BAD_INPUT
-                self.judge.stats.requests += 1
-                self.judge.stats.failures += 1
-                self.judge.stats.last_error = f"unusable image: {exc}"
+                judgement = self.judge.reject_input(f"unusable image in sample {extra_info.get('index')}: {exc}")
             else:
                 judgement = await self.judge.judge(question_text(raw_prompt), response, image)
-                latency = judgement.latency_s
-                error = judgement.error
-                if judgement.score is None:
-                    status = STATUS_FAILED
-                else:
-                    thinking, status = judgement.score, STATUS_OK
+            latency, error = judgement.latency_s, judgement.error
+            if judgement.score is None:
+                status = STATUS_FAILED
+            else:
+                thinking, status = judgement.score, STATUS_OK
 
         return {
             "reward_score": outcome,

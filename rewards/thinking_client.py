@@ -252,11 +252,11 @@ class ThinkingJudge:
     async def judge(self, question: str, response: str, image: bytes | str | None = None) -> Judgement:
         """One judgement with retries; never raises for server or network trouble (see :class:`Judgement`)."""
         start = time.monotonic()
-        self.stats.requests += 1
         try:
             messages = build_messages(self.template, question, response, image)
         except ValueError as exc:
-            return self._finish(start, None, ERROR_BAD_INPUT, 0, f"unusable input: {exc}", None)
+            return self.reject_input(f"unusable input: {exc}", start)
+        self.stats.requests += 1
         session = self._bind_loop()
         attempt = _Attempt()
         attempts = 0
@@ -278,6 +278,13 @@ class ThinkingJudge:
                 start, None, ERROR_UNPARSEABLE, attempts, f"no score in reply: ...{snippet!r}", attempt.text
             )
         return self._finish(start, value, ERROR_NONE, attempts, "", attempt.text)
+
+    def reject_input(self, detail: str, start: float | None = None) -> Judgement:
+        """Records a judgement that could not be asked because its input is unusable (for example a corrupt image):
+        counted as a request and a failure, error -5, no HTTP call. ``start`` is the ``time.monotonic()`` at which
+        the judgement began (default: now)."""
+        self.stats.requests += 1
+        return self._finish(time.monotonic() if start is None else start, None, ERROR_BAD_INPUT, 0, detail, None)
 
     # ------------------------------------------------------------------ internals
 

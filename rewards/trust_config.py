@@ -102,8 +102,9 @@ class TrustConfig:
         return cls(**kwargs)
 
 
-def _select(config: Any, dotted: str, default: Any = None) -> Any:
-    """``config.a.b.c`` for a DictConfig or nested mappings, ``default`` where a level is missing or null."""
+def select(config: Any, dotted: str, default: Any = None) -> Any:
+    """``config.a.b.c`` for a DictConfig, nested mappings or attribute objects; ``default`` where a level is missing
+    or null. Interpolations below the selected node are not resolved."""
     node = config
     for part in dotted.split("."):
         if node is None:
@@ -139,14 +140,14 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
       (``reward.reward_model.enable`` without ``enable_resource_pool``);
     * exactly one thinking reward model: either ``reward.thinking_rm.base_url`` (external server) or
       ``reward.reward_model.enable`` (verl serves it), not neither and not both (both would start an unused RM);
-    * a valid ``algorithm.trust_grpo`` node and ``reward.thinking_rm.max_failure_rate`` in [0, 1].
+    * valid ``algorithm.trust_grpo`` and ``reward.thinking_rm`` nodes (every key parsed and range-checked).
 
     Returns the parsed :class:`TrustConfig`, or ``None`` when the run does not use Trust-GRPO. Raises
     ``ValueError`` listing every problem found, each naming the key to set.
     """
-    estimator = str(_select(config, "algorithm.adv_estimator", ""))
-    sampler_path = str(_select(config, f"{SAMPLER_KEY}.path", "") or "")
-    sampler_name = str(_select(config, f"{SAMPLER_KEY}.name", "") or "")
+    estimator = str(select(config, "algorithm.adv_estimator", ""))
+    sampler_path = str(select(config, f"{SAMPLER_KEY}.path", "") or "")
+    sampler_name = str(select(config, f"{SAMPLER_KEY}.name", "") or "")
     prefix = "pkg://"
     ours = sampler_path.startswith(prefix) and prefix + sampler_path[len(prefix) :].replace("/", ".") == SAMPLER_PATH
     if estimator != ESTIMATOR_NAME and not ours:
@@ -168,20 +169,20 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
             else f"known estimators: {sorted(known)}"
         )
         problems.append(f"unknown advantage estimator algorithm.adv_estimator={estimator!r}: {hint}")
-    if not bool(_select(config, "trainer.use_v1", False)):
+    if not bool(select(config, "trainer.use_v1", False)):
         problems.append("Trust-GRPO needs verl's V1 trainer: set trainer.use_v1=true")
-    mode = _select(config, "trainer.v1.trainer_mode", None)
+    mode = select(config, "trainer.v1.trainer_mode", None)
     if mode != "sync":
         problems.append(f"Trust-GRPO needs trainer.v1.trainer_mode=sync, got {mode!r}")
-    if bool(_select(config, "reward.reward_model.enable", False)) and not bool(
-        _select(config, "reward.reward_model.enable_resource_pool", False)
+    if bool(select(config, "reward.reward_model.enable", False)) and not bool(
+        select(config, "reward.reward_model.enable_resource_pool", False)
     ):
         problems.append(
             "a colocated reward model scores after the sampler runs, so the trust sampler would see no scores: set "
             "reward.reward_model.enable_resource_pool=true (or use an external thinking RM)"
         )
-    external = _select(config, "reward.thinking_rm.base_url", None)
-    verl_managed = bool(_select(config, "reward.reward_model.enable", False))
+    external = select(config, "reward.thinking_rm.base_url", None)
+    verl_managed = bool(select(config, "reward.reward_model.enable", False))
     if external and verl_managed:
         problems.append(
             f"reward.thinking_rm.base_url={external} (an external thinking RM) and reward.reward_model.enable=true "
@@ -193,12 +194,15 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
             "no thinking reward model: set reward.thinking_rm.base_url=http://host:port/v1 (external server) or "
             "reward.reward_model.enable=true (verl serves it)"
         )
-    max_failure_rate = _select(config, "reward.thinking_rm.max_failure_rate", None)
-    if max_failure_rate is not None and not (0.0 <= float(max_failure_rate) <= 1.0):
-        problems.append(f"reward.thinking_rm.max_failure_rate must lie in [0, 1], got {max_failure_rate!r}")
+    from sophiavl.rewards.thinking_config import ThinkingRMConfig  # lazy: keeps aiohttp out of plugin import
+
+    try:
+        ThinkingRMConfig.from_config(select(config, "reward.thinking_rm", None))
+    except ValueError as exc:
+        problems.append(str(exc))
     trust = None
     try:
-        trust = TrustConfig.from_config(_select(config, "algorithm.trust_grpo", None))
+        trust = TrustConfig.from_config(select(config, "algorithm.trust_grpo", None))
     except ValueError as exc:
         problems.append(str(exc))
     if problems:
