@@ -90,7 +90,8 @@ def score(manager, data):
 def test_training_row_gets_outcome_and_thinking(fake_judge, tokenizer):
     manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
     out = score(manager, sample(tokenizer, GOOD))
-    info = out["reward_extra_info"]
+    info = dict(out["reward_extra_info"])
+    latency = info.pop("rm_latency_s")
     assert out["reward_score"] == 1.0
     assert info == {
         "outcome": 1.0,
@@ -98,10 +99,9 @@ def test_training_row_gets_outcome_and_thinking(fake_judge, tokenizer):
         "thinking_status": 0.0,
         "thinking_error": 0.0,
         "format_ok": 1.0,
-        "rm_latency_s": pytest.approx(info["rm_latency_s"]),
         "acc": 1.0,
     }
-    assert info["rm_latency_s"] > 0
+    assert latency > 0
     user = fake_judge.requests[0]["messages"][-1]["content"]
     assert "What is 2+2?" in user[0]["text"] and "2 plus 2 is 4" in user[0]["text"]
     assert "Think first." not in user[0]["text"]

@@ -94,6 +94,17 @@ def test_unshaped_group_raises_naming_the_sampler_key():
     assert "'b'" in str(exc.value) and "1 of 2 groups" in str(exc.value)
 
 
+def test_float_mask_is_left_unchanged():
+    # two responses of one group, rewards 1 and 0: advantages +-0.7071 (std of [1, 0] is sqrt(0.5))
+    rewards = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    mask = torch.ones(2, 2)
+    SHAPED_UIDS.add(["g"])
+    adv, _ = compute_trust_grpo_advantage(rewards, mask, index=np.array(["g", "g"], dtype=object))
+    assert torch.equal(mask, torch.ones(2, 2))
+    assert adv[0, 0].item() == pytest.approx(0.5 / (0.5**0.5 + EPS))
+    assert adv[1, 0].item() == pytest.approx(-0.5 / (0.5**0.5 + EPS))
+
+
 def test_missing_index_raises():
     with pytest.raises(RuntimeError, match="uid"):
         compute_trust_grpo_advantage(torch.zeros(1, 2), torch.ones(1, 2))

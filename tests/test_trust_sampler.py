@@ -6,16 +6,14 @@ reward manager's extra keys, and a prompt key ``{uid}`` tagged ``finished``.
 """
 
 import pytest
+import ray
 import torch
+import transfer_queue as tq
+from omegaconf import OmegaConf
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-ray = pytest.importorskip("ray")
-tq = pytest.importorskip("transfer_queue")
-
-from omegaconf import OmegaConf  # noqa: E402
-from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
-
-from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage  # noqa: E402
-from sophiavl.recipes.trust_sampler import TrustSampler  # noqa: E402
+from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
+from sophiavl.recipes.trust_sampler import TrustSampler
 
 NAN = float("nan")
 ISSUE_RO = [1, 1, 1, 0, 0, 0, 0, 0]
