@@ -1,7 +1,5 @@
 """The ``trust_grpo`` estimator through verl's own advantage path, and the fail-fast wiring checks."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -168,18 +166,12 @@ def test_wiring_problems(changes, message):
         check_trust_wiring(wired(**changes))
 
 
-def test_recipe_resolver_fails_fast_before_trainer():
+def test_recipe_resolver_fails_fast_before_trainer(compose_ppo):
     """With the recipe, dropping the sampler key fails when verl resolves the config (TaskRunner.run does
     `OmegaConf.to_container(config, resolve=True)` before building the trainer)."""
-    from hydra import compose, initialize_config_dir
-
-    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-    with initialize_config_dir(config_dir=cfgdir, version_base=None):
-        good = compose(config_name="ppo_trainer", overrides=["+recipe=sophiavl"])
-        bad = compose(
-            config_name="ppo_trainer", overrides=["+recipe=sophiavl", "trainer.v1.sampler.custom_sampler=null"]
-        )
-        official = compose(config_name="ppo_trainer", overrides=["+recipe=sophiavl_official"])
+    good = compose_ppo("+recipe=sophiavl")
+    bad = compose_ppo("+recipe=sophiavl", "trainer.v1.sampler.custom_sampler=null")
+    official = compose_ppo("+recipe=sophiavl_official")
     resolved = OmegaConf.to_container(good, resolve=True)
     assert resolved["algorithm"]["trust_grpo"]["check_wiring"] is True
     sampler = resolved["trainer"]["v1"]["sampler"]
@@ -194,26 +186,20 @@ def test_recipe_resolver_fails_fast_before_trainer():
         OmegaConf.to_container(bad, resolve=True)
 
 
-def test_verl_builds_the_trust_sampler_from_the_recipe():
+def test_verl_builds_the_trust_sampler_from_the_recipe(compose_ppo):
     """verl's own PPOTrainer._build_replay_buffer, on the composed and resolved recipe config."""
     from types import SimpleNamespace
 
-    from hydra import compose, initialize_config_dir
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
     from sophiavl.recipes.trust_sampler import TrustSampler
 
-    cfgdir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-    with initialize_config_dir(config_dir=cfgdir, version_base=None):
-        cfg = compose(
-            config_name="ppo_trainer",
-            overrides=[
-                "+recipe=sophiavl_official",
-                "reward.reward_model.enable=false",
-                "reward.reward_model.enable_resource_pool=false",
-                "reward.thinking_rm.base_url=http://judge:8000/v1",
-            ],
-        )
+    cfg = compose_ppo(
+        "+recipe=sophiavl_official",
+        "reward.reward_model.enable=false",
+        "reward.reward_model.enable_resource_pool=false",
+        "reward.thinking_rm.base_url=http://judge:8000/v1",
+    )
     OmegaConf.resolve(cfg)
     fake_trainer = SimpleNamespace(config=cfg, trainer_mode="sync", _add_prompts_to_generate=lambda n: None)
     sampler = PPOTrainer._build_replay_buffer(fake_trainer)

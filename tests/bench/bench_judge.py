@@ -36,11 +36,11 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 
 async def ours(base_url: str) -> tuple[float, dict]:
-    from sophiavl.rewards.thinking import ThinkingJudge
+    from sophiavl.rewards.thinking import JudgeStats, ThinkingJudge
 
     async with ThinkingJudge(base_url, "fake-thinking-rm", max_concurrency=CONCURRENCY, timeout_s=30) as judge:
         await judge.score("warm-up", "warm-up")  # connection set-up is not what we measure
-        judge.stats.__init__()
+        judge.stats = JudgeStats()
         started = time.perf_counter()
         scores = await asyncio.gather(*(judge.score(f"question {i}", f"response {i}") for i in range(N)))
         elapsed = time.perf_counter() - started
