@@ -1,8 +1,10 @@
 """The conversion: released layout -> sharded train/val parquet, report and rejects, streaming.
 
-Two passes over the record files. Pass 1 parses records only (no images): it fails fast on malformed JSON, counts
-the rows for the progress bar and picks the validation keys (:func:`~sophiavl.data_prep.split.choose_val_keys`).
-Pass 2 validates again, reads and checks each image (optionally in worker processes, in bounded batches, results
+Two passes over the record files (both through :func:`iter_parsed`). Pass 1 parses records only (no images): it
+fails fast on malformed JSON, counts the rows for the progress bar and picks the validation keys
+(:func:`~sophiavl.data_prep.split.choose_val_keys`, fed as a stream). As images are only checked in pass 2, a row
+whose key was picked may still be rejected there, so the validation split can end up with fewer than ``val_size``
+rows. Pass 2 validates again, reads and checks each image (optionally in worker processes, in bounded batches, results
 kept in record order) and streams rows into the parquet shards. Memory is bounded by the in-flight batches and one
 parquet row group, not by the dataset.
 """
@@ -21,10 +23,10 @@ from pathlib import Path
 
 from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, probe_image
 from .reader import iter_records
-from .records import Problem, RecordRejected, parse_record
+from .records import Problem, RecordRejected, parse_record, path_rejections
 from .report import Report
 from .schema import make_row, row_schema
-from .sources import ImageMissing, ImageStore, PathEscapesRoot
+from .sources import ImageStore
 from .split import choose_val_keys, split_key
 from .writer import ShardedParquetWriter, remove_old_shards
 
@@ -92,6 +94,21 @@ def iter_raw(files: list[tuple[str, Path]], max_rows: int | None) -> Iterator[tu
             raise ConvertError(str(e)) from None
 
 
+def iter_parsed(
+    files: list[tuple[str, Path]], max_rows: int | None
+) -> Iterator[tuple[str, Path, int, Problem | RecordRejected]]:
+    """:func:`iter_raw` with each record run through :func:`~sophiavl.data_prep.records.parse_record`: yields
+    ``(subset, file, record_index, item)``, ``item`` being the :class:`Problem` or the :class:`RecordRejected`
+    (duplicate ids are tracked per subset)."""
+    seen: dict[str, set[str]] = {}
+    for subset, path, i, rec in iter_raw(files, max_rows):
+        try:
+            item = parse_record(rec, subset, seen.setdefault(subset, set()))
+        except RecordRejected as e:
+            item = e
+        yield subset, path, i, item
+
+
 # --- image stage (runs in the main process or in workers) ---------------------------------------------------
 
 _STATE: dict = {}
@@ -113,12 +130,8 @@ def load_images(problem: Problem, store: ImageStore, images: str, max_pixels: in
     """
     out, nbytes = [], 0
     for path in problem.image_paths:
-        try:
+        with path_rejections():
             ref = store.locate(path)
-        except PathEscapesRoot as e:
-            raise RecordRejected("path_escapes_root", str(e)) from None
-        except ImageMissing as e:
-            raise RecordRejected("image_missing", str(e)) from None
         if images == "path" and ref.archive is not None:
             raise RecordRejected("image_only_in_archive", f"{path} is in {Path(ref.archive).name}, not unpacked")
         try:
@@ -154,15 +167,20 @@ def _load_batch(problems: list[Problem]) -> list[tuple[list[dict], int] | Record
 
 
 def _pass1(files, max_rows: int | None, val_size: int) -> tuple[int, set[str]]:
-    total, keys, seen = 0, [], {}
-    for subset, _path, i, rec in iter_raw(files, max_rows):
-        total += 1
-        try:
-            p = parse_record(rec, subset, i, seen.setdefault(subset, set()))
-        except RecordRejected:
-            continue
-        keys.append(split_key(subset, p.problem_id))
-    return total, choose_val_keys(keys, val_size)
+    """Returns ``(records read, validation keys)``; memory is O(val_size)."""
+    total = 0
+
+    def keys() -> Iterator[str]:
+        nonlocal total
+        for subset, _path, _i, item in iter_parsed(files, max_rows):
+            total += 1
+            if isinstance(item, Problem):
+                yield split_key(subset, item.problem_id)
+
+    stream = keys()
+    val_keys = choose_val_keys(stream, val_size)
+    deque(stream, maxlen=0)  # read to the end even if choose_val_keys did not (val_size 0): counts, JSON errors
+    return total, val_keys
 
 
 def convert(opts: Options) -> dict:
@@ -176,8 +194,10 @@ def convert(opts: Options) -> dict:
     """
     t0 = time.perf_counter()
     src, out = Path(opts.src), Path(opts.out)
-    if opts.images not in ("embed", "path"):
-        raise ConvertError(f"--images must be embed or path, not {opts.images!r}")
+    try:
+        schema = row_schema(opts.images)
+    except ValueError as e:
+        raise ConvertError(f"--images: {e}") from None
     if opts.shard_rows < 1 or opts.workers < 1 or opts.val_size < 0 or not 0 <= opts.max_reject_rate <= 1:
         raise ConvertError("need --shard-rows >= 1, --workers >= 1, --val-size >= 0, 0 <= --max-reject-rate <= 1")
     files = discover_subsets(src, opts.subsets)
@@ -187,7 +207,6 @@ def convert(opts: Options) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     remove_old_shards(out)
-    schema = row_schema(opts.images)
     writers = {s: ShardedParquetWriter(out, s, schema, opts.shard_rows) for s in ("train", "val")}
     report = Report(out)
     bar = _progress(total, opts.progress)
@@ -212,6 +231,8 @@ def convert(opts: Options) -> dict:
             pool.shutdown(cancel_futures=True)
         if bar is not None:
             bar.close()
+        if "store" in _STATE:
+            _STATE["store"].close()
         _STATE.clear()
     status = "ok" if report.reject_rate <= opts.max_reject_rate else "reject_rate_exceeded"
     elapsed = time.perf_counter() - t0
@@ -226,15 +247,13 @@ def convert(opts: Options) -> dict:
 
 
 def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar, pool) -> None:
-    seen: dict[str, set[str]] = {}
     index = {"train": 0, "val": 0}
 
     def emit(batch: list[tuple], results) -> None:
         it = iter(results)
         for subset, path, i, item in batch:
             if isinstance(item, RecordRejected):
-                pid = item.problem_id
-                report.reject(subset, path.name, i, pid, item.reason, item.detail)
+                report.reject(subset, path.name, i, item.problem_id, item.reason, item.detail)
             else:
                 res = next(it)
                 if isinstance(res, RecordRejected):
@@ -262,13 +281,8 @@ def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar,
             b, fut = inflight.popleft()
             emit(b, fut.result())
 
-    for subset, path, i, rec in iter_raw(files, opts.max_rows):
+    for subset, path, i, item in iter_parsed(files, opts.max_rows):
         report.read(subset)
-        try:
-            item = parse_record(rec, subset, i, seen.setdefault(subset, set()))
-        except RecordRejected as e:
-            e.problem_id = _safe_id(rec)
-            item = e
         batch.append((subset, path, i, item))
         if len(batch) >= opts.batch_rows:
             submit(batch)
@@ -278,11 +292,6 @@ def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar,
     while inflight:
         b, fut = inflight.popleft()
         emit(b, fut.result())
-
-
-def _safe_id(rec) -> str | None:
-    pid = rec.get("problem_id") if isinstance(rec, dict) else None
-    return None if pid is None else str(pid)
 
 
 def _progress(total: int, enabled: bool):

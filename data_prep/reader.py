@@ -47,8 +47,6 @@ def iter_records(path: Path | str) -> Iterator[Any]:
 def _iter_lines(path: Path, f) -> Iterator[Any]:
     offset = 0
     for lineno, line in enumerate(f, start=1):
-        if lineno == 1 and line.startswith("\ufeff"):
-            line = line[1:]
         if line.strip():
             try:
                 yield json.loads(line)

@@ -8,6 +8,8 @@ Image existence and content are checked later (:mod:`sophiavl.data_prep.convert`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +34,26 @@ REASONS = (
 
 
 class RecordRejected(ValueError):
-    """A record that is not converted. ``reason`` is one of :data:`REASONS`; ``detail`` is for people."""
+    """A record that is not converted. ``reason`` is one of :data:`REASONS`; ``detail`` is for people.
+    ``problem_id`` is the record's id as far as it could be read (set by :func:`parse_record`; ``None`` if absent).
+    """
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", problem_id: str | None = None):
         assert reason in REASONS, reason
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.problem_id = reason, detail, problem_id
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@contextmanager
+def path_rejections() -> Iterator[None]:
+    """Turns :class:`PathEscapesRoot` / :class:`ImageMissing` raised inside the block into :class:`RecordRejected`
+    (``path_escapes_root`` / ``image_missing``)."""
+    try:
+        yield
+    except PathEscapesRoot as e:
+        raise RecordRejected("path_escapes_root", str(e)) from None
+    except ImageMissing as e:
+        raise RecordRejected("image_missing", str(e)) from None
 
 
 @dataclass
@@ -45,8 +61,6 @@ class Problem:
     """A record that passed the field checks. ``image_paths`` are normalized and relative to the dataset root
     (empty for text-only records); ``problem_id`` is the id as a string; ``answer`` has no ``<answer>`` tags."""
 
-    subset: str
-    record_index: int
     problem_id: str
     problem_type: str
     question: str
@@ -87,18 +101,27 @@ def record_id(record: dict) -> str:
     return str(pid).strip()
 
 
-def parse_record(record: Any, subset: str, record_index: int, seen_ids: set[str]) -> Problem:
+def parse_record(record: Any, subset: str, seen_ids: set[str]) -> Problem:
     """Validates the fields of one record (no image I/O) and adds its id to ``seen_ids``.
 
     Args:
         record: the parsed JSON value.
         subset: name of the record file's subset (its file stem, e.g. ``math``).
-        record_index: 0-based position of the record in its file.
         seen_ids: ids already read in this subset; updated in place.
 
     Raises:
-        RecordRejected: the first failed check (see the module docstring).
+        RecordRejected: the first failed check (see the module docstring), with ``problem_id`` set to the
+            record's ``problem_id`` as a stripped string (``None`` when absent or the record is not an object).
     """
+    try:
+        return _parse(record, subset, seen_ids)
+    except RecordRejected as e:
+        raw = record.get("problem_id") if isinstance(record, dict) else None
+        e.problem_id = None if raw is None else str(raw).strip()
+        raise
+
+
+def _parse(record: Any, subset: str, seen_ids: set[str]) -> Problem:
     if not isinstance(record, dict):
         raise RecordRejected("not_an_object", f"a {type(record).__name__}")
     pid = record_id(record)
@@ -132,15 +155,11 @@ def parse_record(record: Any, subset: str, record_index: int, seen_ids: set[str]
     if record.get("data_type") == "image":
         raw = record.get("path")
         raw_list = raw if isinstance(raw, list) else [raw]
-        try:
+        with path_rejections():
             paths = [normalize_relpath(p) for p in raw_list]
-        except PathEscapesRoot as e:
-            raise RecordRejected("path_escapes_root", str(e)) from None
-        except ImageMissing as e:
-            raise RecordRejected("image_missing", str(e)) from None
         if not paths:
             raise RecordRejected("image_missing", "data_type is image but path is an empty list")
 
     source = record.get("data_source")
     source = source.strip() if isinstance(source, str) and source.strip() else subset
-    return Problem(subset, record_index, pid, ptype, question, answer, options, source, paths)
+    return Problem(pid, ptype, question, answer, options, source, paths)

@@ -7,6 +7,8 @@ import pyarrow as pa
 from .prompts import build_prompt
 from .records import Problem
 
+IMAGE_MODES = ("embed", "path")  # --images
+
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _REWARD = pa.struct([("style", pa.string()), ("ground_truth", pa.string())])
 _EXTRA = pa.struct(

@@ -4,19 +4,22 @@
         [--max-rows N] [--images embed|path] [--shard-rows N] [--workers N] [--max-reject-rate 0.05]
 
 Exit status: 0 done; 1 more rows rejected than ``--max-reject-rate`` allows (everything, report included, is
-written); 2 the input cannot be converted (bad arguments, no record files, malformed JSON; nothing is written).
+written); 2 the input cannot be converted (bad option values, no record files or no records in them, malformed
+JSON; nothing is written).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from .convert import ConvertError, Options, convert
-from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from .schema import IMAGE_MODES
 
 SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "data"
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Options)}  # one source for the defaults
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -29,24 +32,40 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--src", default=str(SAMPLE_ROOT), help="dataset root holding json/ (default: the embedded sample)")
     ap.add_argument("--out", required=True, help="output folder (created; earlier train-/val-*.parquet replaced)")
     ap.add_argument("--subsets", default=None, help="comma-separated subsets by record-file name, e.g. Math,Chart")
-    ap.add_argument("--val-size", type=int, default=500, help="rows in the validation split (default 500)")
+    ap.add_argument(
+        "--val-size",
+        type=int,
+        metavar="N",
+        default=_DEFAULTS["val_size"],
+        help="at most N rows in the validation split: the N keys are picked before images are checked, so rows "
+        "rejected for their images leave fewer (default %(default)s)",
+    )
     ap.add_argument("--max-rows", type=int, default=None, help="read at most N records in total (default all)")
     ap.add_argument(
         "--images",
-        choices=("embed", "path"),
-        default="embed",
+        choices=IMAGE_MODES,
+        default=_DEFAULTS["images"],
         help="embed: original file bytes in the parquet (default); path: absolute paths to unpacked files",
     )
-    ap.add_argument("--shard-rows", type=int, default=10_000, help="rows per parquet shard (default 10000)")
-    ap.add_argument("--workers", type=int, default=1, help="processes reading and checking images (default 1)")
+    ap.add_argument(
+        "--shard-rows", type=int, default=_DEFAULTS["shard_rows"], help="rows per parquet shard (default %(default)s)"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=_DEFAULTS["workers"],
+        help="processes reading and checking images (default %(default)s)",
+    )
     ap.add_argument(
         "--max-reject-rate",
         type=float,
-        default=0.05,
-        help="exit 1 when rejected/read exceeds this share, after writing everything (default 0.05)",
+        default=_DEFAULTS["max_reject_rate"],
+        help="exit 1 when rejected/read exceeds this share, after writing everything (default %(default)s)",
     )
-    ap.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="reject images above W*H pixels")
-    ap.add_argument("--max-image-bytes", type=int, default=DEFAULT_MAX_BYTES, help="reject image files above this")
+    ap.add_argument("--max-pixels", type=int, default=_DEFAULTS["max_pixels"], help="reject images above W*H pixels")
+    ap.add_argument(
+        "--max-image-bytes", type=int, default=_DEFAULTS["max_image_bytes"], help="reject image files above this"
+    )
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
     subsets = [s.strip() for s in a.subsets.split(",") if s.strip()] if a.subsets else None

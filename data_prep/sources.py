@@ -65,7 +65,6 @@ class ImageStore:
         self.root = Path(root).resolve()
         self._archives = sorted(p for p in self.root.glob("*.zip") if p.is_file()) if self.root.is_dir() else []
         self._open: dict[Path, zipfile.ZipFile] = {}
-        self._names: dict[Path, set[str]] = {}
 
     def locate(self, path: str) -> ImageRef:
         """Finds the image for a record path (see :func:`normalize_relpath`); unpacked files win over archives.
@@ -85,9 +84,9 @@ class ImageStore:
         top, _, rest = rel.partition("/")
         first = [a for a in self._archives if a.stem.lower() == top.lower()]
         for archive in first + [a for a in self._archives if a not in first]:
-            names = self._index(archive)
-            for member in (rel, rest):
-                if member and member in names:
+            zf = self._zip(archive)
+            for member in (rel, rest):  # rel is normalized, so never a directory entry ("x/")
+                if member and _has_member(zf, member):
                     return ImageRef(member, str(archive))
         raise ImageMissing(f"image {rel!r} is neither under {self.root} nor in any archive there")
 
@@ -116,8 +115,10 @@ class ImageStore:
             zf = self._open[archive] = zipfile.ZipFile(archive)
         return zf
 
-    def _index(self, archive: Path) -> set[str]:
-        names = self._names.get(archive)
-        if names is None:
-            names = self._names[archive] = {n for n in self._zip(archive).namelist() if not n.endswith("/")}
-        return names
+
+def _has_member(zf: zipfile.ZipFile, name: str) -> bool:
+    try:
+        zf.getinfo(name)
+    except KeyError:
+        return False
+    return True

@@ -31,7 +31,6 @@ class ShardedParquetWriter:
             raise ValueError("shard_rows and group_rows must be >= 1")
         self.out_dir, self.split, self.schema = Path(out_dir), split, schema
         self.shard_rows, self.group_rows, self.group_bytes = shard_rows, group_rows, group_bytes
-        self.rows_written = 0
         self.shards: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._in_shard = 0
@@ -46,6 +45,8 @@ class ShardedParquetWriter:
         if len(self._buf) >= self.group_rows or self._buf_bytes >= self.group_bytes:
             self._flush()
         if self._in_shard + len(self._buf) >= self.shard_rows:
+            # Not redundant with _flush's split at shard boundaries: it closes a full shard at once, and it
+            # decides where the row groups fall (output files stay byte-for-byte as they were).
             self._flush()
 
     def _flush(self) -> None:
@@ -61,7 +62,6 @@ class ShardedParquetWriter:
             rows, self._buf = self._buf[:take], self._buf[take:]
             self._writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
             self._in_shard += take
-            self.rows_written += take
             if self._in_shard >= self.shard_rows:
                 self._writer.close()
                 self._writer = None

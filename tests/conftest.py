@@ -19,20 +19,28 @@ def compose_ppo():
     return _compose
 
 
-def _load_fake_judge_module():
-    """``tests/fake_judge_server.py`` loaded by file path (``tests.*`` must not be imported)."""
+def _load_by_path(filename: str, name: str):
+    """``tests/<filename>`` loaded by file path as module ``name`` (``tests.*`` must not be imported)."""
     import importlib.util
     import pathlib
     import sys
 
-    name = "sophiavl_tests_fake_judge_server"
     if name not in sys.modules:
-        path = pathlib.Path(__file__).with_name("fake_judge_server.py")
+        path = pathlib.Path(__file__).with_name(filename)
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def _load_fake_judge_module():
+    """``tests/fake_judge_server.py``."""
+    return _load_by_path("fake_judge_server.py", "sophiavl_tests_fake_judge_server")
+
+
+# the test_data_prep_* modules import this by name; conftest runs before they are collected
+_load_by_path("data_prep_helpers.py", "sophiavl_tests_data_prep_helpers")
 
 
 @pytest.fixture(scope="session")

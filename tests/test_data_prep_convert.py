@@ -4,20 +4,17 @@ sharding, options, every rejection reason, the reject-rate limit and malformed J
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
+from sophiavl_tests_data_prep_helpers import bomb_png, png_bytes, read_record_file, sample_records, source_bytes
 
 from sophiavl.data_prep.convert import ConvertError, Options, convert
 from sophiavl.data_prep.prompts import SYSTEM_PROMPT
@@ -40,12 +37,6 @@ def rows(out: Path, split: str | None = None) -> list[dict]:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def source_bytes(rel: str) -> bytes:
-    rel = rel.removeprefix("./")
-    f = SAMPLE_ROOT / rel
-    return f.read_bytes() if f.exists() else zipfile.ZipFile(SAMPLE_ROOT / "Chart.zip").read(rel)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +64,7 @@ def test_sample_report_reconciles(sample_out):
 
 def test_sample_rows_have_verl_schema_and_original_image_bytes(sample_out):
     out, _ = sample_out
-    records = {}
-    for f in (SAMPLE_ROOT / "json").iterdir():
-        text = f.read_text()
-        recs = json.loads(text) if f.suffix == ".json" else [json.loads(line) for line in text.splitlines()]
-        records.update({(r["data_source"], str(r["problem_id"])): r for r in recs})
+    records = {(r["data_source"], str(r["problem_id"])): r for r in sample_records()}
     all_rows = rows(out)
     assert len(all_rows) == 100
     for split in ("train", "val"):
@@ -107,8 +94,7 @@ def test_val_split_is_deterministic_and_order_independent(sample_out, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(SAMPLE_ROOT, src)
     for f in list((src / "json").iterdir()):
-        text = f.read_text()
-        recs = json.loads(text) if f.suffix == ".json" else [json.loads(line) for line in text.splitlines()]
+        recs = read_record_file(f)
         f.unlink()
         if f.stem == "math":
             (src / "json" / "math.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reversed(recs)))
@@ -171,19 +157,7 @@ def test_images_path_mode_points_at_unpacked_files_and_rejects_zipped_ones(tmp_p
 
 
 def _png(w=8, h=8) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (0, 128, 255)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _bomb_png(w: int, h: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 16)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return png_bytes(w, h, (0, 128, 255))
 
 
 def _good(pid, path="./Bad/ok.png", **kw):
@@ -210,7 +184,7 @@ def bad_src(tmp_path) -> Path:
     (root / "Bad").mkdir()
     (root / "Bad" / "ok.png").write_bytes(_png())
     (root / "Bad" / "text.png").write_bytes(b"this is not an image")
-    (root / "Bad" / "bomb.png").write_bytes(_bomb_png(20_000, 20_000))  # 4e8 px > 5e7 default limit
+    (root / "Bad" / "bomb.png").write_bytes(bomb_png(20_000, 20_000))  # 4e8 px > 5e7 default limit
     (tmp_path / "outside.png").write_bytes(_png())
     (root / "Bad" / "link.png").symlink_to(tmp_path / "outside.png")
     with zipfile.ZipFile(root / "Zip.zip", "w") as zf:
@@ -286,3 +260,19 @@ def test_command_line_runs_as_a_module(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "written: 100 (train 90, val 10)" in proc.stdout
     assert "converting" in proc.stderr  # the progress bar
+
+
+def test_val_size_0_still_reads_everything_in_pass_1(bad_src, tmp_path):
+    report = run(SAMPLE_ROOT, tmp_path / "a", val_size=0)
+    assert report["rows_written"] == {"train": 100, "val": 0, "total": 100}
+    (bad_src / "json" / "broken.jsonl").write_text('{"problem_id": 1}\n{"problem_id": 2,}\n')
+    with pytest.raises(ConvertError, match="broken.jsonl"):
+        run(bad_src, tmp_path / "b", val_size=0)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("kw", [{"images": "base64"}, {"workers": 0}, {"shard_rows": 0}, {"max_reject_rate": 2.0}])
+def test_bad_option_values_fail_before_writing(tmp_path, kw):
+    with pytest.raises(ConvertError):
+        run(SAMPLE_ROOT, tmp_path / "out", **kw)
+    assert not (tmp_path / "out").exists()

@@ -17,13 +17,13 @@ import importlib.machinery
 import io
 import sys
 import types
-import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from sophiavl_tests_data_prep_helpers import sample_records, source_bytes
 
 from sophiavl.data_prep.convert import Options, convert
 from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
@@ -113,25 +113,24 @@ def sample_parquet(tmp_path_factory) -> Path:
     return out
 
 
-def _source_sha(rel: str) -> str:
-    rel = rel.removeprefix("./")
-    f = SAMPLE_ROOT / rel
-    data = f.read_bytes() if f.exists() else zipfile.ZipFile(SAMPLE_ROOT / "Chart.zip").read(rel)
-    return hashlib.sha256(data).hexdigest()
-
-
 def _source_images() -> dict[tuple[str, str], list[str]]:
-    """(data_source, problem_id) -> sha256 of each source image, from the sample's record files (each
-    data_source of the sample lives in one subset, so the pair is unique)."""
-    from sophiavl.data_prep.reader import iter_records
-
+    """(data_source, problem_id) -> sha256 of each source image, from the sample's record files read with json
+    (each data_source of the sample lives in one subset, so the pair is unique)."""
     out = {}
-    for f in sorted((SAMPLE_ROOT / "json").iterdir()):
-        for rec in iter_records(f):
-            paths = rec["path"] if isinstance(rec["path"], list) else [rec["path"]]
-            shas = [_source_sha(p) for p in paths] if rec["data_type"] == "image" else []
-            out[(rec["data_source"], str(rec["problem_id"]))] = shas
+    for rec in sample_records():
+        paths = rec["path"] if isinstance(rec["path"], list) else [rec["path"]]
+        shas = [hashlib.sha256(source_bytes(p)).hexdigest() for p in paths] if rec["data_type"] == "image" else []
+        out[(rec["data_source"], str(rec["problem_id"]))] = shas
     return out
+
+
+# <|image_pad|> tokens per image, by (width, height). qwen_vl_utils and the image processor resize to multiples of
+# patch 14 x merge 2 = 28 px (smart_resize; all sizes here lie inside min_pixels 56*56 .. max_pixels), then
+# tokens = (h/14 * w/14) / merge**2:
+#   224x224 (shapes, figures, scenes): 224 -> 224, 16x16 patches = 256 -> 64 tokens
+#   280x224 (bar charts): 280 -> 280, 224 -> 224, 20x16 = 320 -> 80 tokens
+#   256x96 (words): 256/28 = 9.14 -> 9*28 = 252, 96/28 = 3.43 -> 3*28 = 84, 18x6 = 108 -> 27 tokens
+IMAGE_TOKENS = {(224, 224): 64, (280, 224): 80, (256, 96): 27}
 
 
 @pytest.mark.slow
@@ -192,6 +191,6 @@ def test_rlhf_dataset_expands_each_image_into_matching_image_tokens(sample_parqu
         assert inputs["pixel_values"].shape[0] == int(grid.prod(dim=-1).sum())
         for part, grid_row in zip(parts, grid, strict=True):  # each image's own token count
             w, h = Image.open(io.BytesIO(part["bytes"])).size
-            assert int(grid_row.prod()) // merge**2 >= 4 and w > 0 and h > 0
+            assert int(grid_row.prod()) // merge**2 == IMAGE_TOKENS[(w, h)]
     assert seen_types == {"numerical", "multiple choice", "OCR", "free-form", "text"}
     assert text_only == 14

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
+
+from sophiavl_tests_data_prep_helpers import sample_records
 
 from sophiavl.data_prep.sample.make_sample import build
 from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
@@ -12,14 +13,6 @@ from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
 
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _records(root: Path) -> list[dict]:
-    out = []
-    for f in sorted((root / "json").iterdir()):
-        text = f.read_text()
-        out += json.loads(text) if f.suffix == ".json" else [json.loads(x) for x in text.splitlines()]
-    return out
 
 
 def test_generator_is_deterministic_and_matches_the_committed_sample(tmp_path):
@@ -53,7 +46,7 @@ def test_sample_layout_and_size():
 
 
 def test_sample_covers_every_problem_type_and_text_only_rows():
-    recs = _records(SAMPLE_ROOT)
+    recs = sample_records(SAMPLE_ROOT)
     assert len(recs) == 100
     types = {r["problem_type"] for r in recs}
     assert types == {"numerical", "multiple choice", "OCR", "free-form", "text"}

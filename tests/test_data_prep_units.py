@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import struct
+import hashlib
 import zipfile
-import zlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
+from sophiavl_tests_data_prep_helpers import bomb_png, png_bytes
 
 from sophiavl.data_prep import reader
 from sophiavl.data_prep.imagecheck import ImageRejected, probe_image
@@ -20,22 +18,6 @@ from sophiavl.data_prep.schema import make_row, row_schema
 from sophiavl.data_prep.sources import ImageMissing, ImageStore, PathEscapesRoot, normalize_relpath
 from sophiavl.data_prep.split import choose_val_keys, key_hash, split_key
 from sophiavl.data_prep.writer import ShardedParquetWriter
-
-
-def png_bytes(w: int = 4, h: int = 3, color=(255, 0, 0)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def png_header_only(w: int, h: int) -> bytes:
-    """A PNG signature and a valid IHDR claiming w x h, with no pixel data (a decompression-bomb stand-in)."""
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    idat = zlib.compress(b"\0" * 16)
-    chunk += struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
-    return b"\x89PNG\r\n\x1a\n" + chunk
-
 
 # --- reader ---------------------------------------------------------------------------------------------------
 
@@ -50,6 +32,13 @@ def test_reader_array_and_json_lines_give_the_same_records(tmp_path):
     (tmp_path / "f.json").write_text(" [ ] ")
     assert list(reader.iter_records(tmp_path / "e.json")) == []
     assert list(reader.iter_records(tmp_path / "f.json")) == []
+
+
+def test_reader_skips_a_utf8_bom(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"b": 2}\n')
+    (tmp_path / "b.json").write_bytes(b'\xef\xbb\xbf[{"a": 1}]')
+    assert list(reader.iter_records(tmp_path / "a.jsonl")) == [{"a": 1}, {"b": 2}]
+    assert list(reader.iter_records(tmp_path / "b.json")) == [{"a": 1}]
 
 
 def test_reader_streams_across_chunk_boundaries(tmp_path, monkeypatch):
@@ -153,7 +142,7 @@ def test_probe_image_pixel_limit_is_inclusive():
 
 def test_probe_image_rejects_a_bomb_from_its_header_alone():
     with pytest.raises(ImageRejected) as e:
-        probe_image(png_header_only(100_000, 100_000))  # 1e10 px, never allocated
+        probe_image(bomb_png(100_000, 100_000))  # 1e10 px, never allocated
     assert e.value.reason == "image_too_large"
 
 
@@ -201,7 +190,7 @@ def _rec(**kw):
 
 
 def test_parse_record_normalizes_fields():
-    p = parse_record(_rec(), "math", 0, set())
+    p = parse_record(_rec(), "math", set())
     assert (p.problem_id, p.question, p.answer, p.image_paths, p.data_source) == (
         "7",
         "How many?",
@@ -209,9 +198,9 @@ def test_parse_record_normalizes_fields():
         ["Math/a.png"],
         "src",
     )
-    text_only = parse_record(_rec(data_type="text", path="", data_source=None), "math", 1, set())
+    text_only = parse_record(_rec(data_type="text", path="", data_source=None), "math", set())
     assert text_only.image_paths == [] and text_only.data_source == "math"
-    mc = parse_record(_rec(problem_type="multiple choice", options=["A. 1", " ", "B. 2"]), "m", 2, set())
+    mc = parse_record(_rec(problem_type="multiple choice", options=["A. 1", " ", "B. 2"]), "m", set())
     assert mc.options == ["A. 1", "B. 2"]
 
 
@@ -231,17 +220,26 @@ def test_parse_record_normalizes_fields():
 )
 def test_parse_record_rejections(record, reason):
     with pytest.raises(RecordRejected) as e:
-        parse_record(record, "math", 0, set())
+        parse_record(record, "math", set())
     assert e.value.reason == reason
+
+
+def test_parse_record_rejection_carries_the_stripped_id():
+    with pytest.raises(RecordRejected) as e:
+        parse_record(_rec(problem_id=" 12 ", problem_type="essay"), "math", set())
+    assert (e.value.reason, e.value.problem_id) == ("unknown_problem_type", "12")
+    with pytest.raises(RecordRejected) as e:
+        parse_record(42, "math", set())
+    assert e.value.problem_id is None
 
 
 def test_parse_record_duplicate_id_keeps_the_first():
     seen: set[str] = set()
-    parse_record(_rec(), "math", 0, seen)
+    parse_record(_rec(), "math", seen)
     with pytest.raises(RecordRejected) as e:
-        parse_record(_rec(problem="another question"), "math", 1, seen)
+        parse_record(_rec(problem="another question"), "math", seen)
     assert e.value.reason == "duplicate_id"
-    parse_record(_rec(), "chart", 0, set())  # same id in another subset is fine
+    parse_record(_rec(), "chart", set())  # same id in another subset is fine
 
 
 def test_strip_media_tokens():
@@ -278,7 +276,20 @@ def test_split_picks_the_smallest_hashes_whatever_the_order():
     assert len(val) == 5 and val == choose_val_keys(list(reversed(keys)), 5)
     assert max(key_hash(k) for k in val) < min(key_hash(k) for k in keys if k not in val)
     assert choose_val_keys(keys, 0) == set() and choose_val_keys(keys[:3], 10) == set(keys[:3])
-    assert key_hash("math/1") == key_hash("math/1") and 0 <= key_hash("x") < 2**64
+
+
+def test_key_hash_is_the_first_8_bytes_of_sha256():
+    assert key_hash("math/1") == int.from_bytes(hashlib.sha256(b"math/1").digest()[:8], "big")
+    assert key_hash("math/1") == 0x8E4524C3EFE20A39 == 10251640550740593209  # pinned: must not change across runs
+    assert 0 <= key_hash("x") < 2**64
+
+
+def test_choose_val_keys_pinned():
+    # sha256 hex prefixes, smallest first: math/3 1b7f..., math/4 5342..., math/2 5573..., math/7 6a6f...,
+    # math/1 8e45..., math/5 96fb..., math/0 c62b..., math/6 e293...
+    keys = [f"math/{i}" for i in range(8)]
+    assert choose_val_keys(keys, 3) == {"math/3", "math/4", "math/2"}
+    assert choose_val_keys(iter(keys), 1) == {"math/3"}  # any iterable, e.g. a generator
 
 
 # --- schema and writer ----------------------------------------------------------------------------------------
@@ -286,7 +297,7 @@ def test_split_picks_the_smallest_hashes_whatever_the_order():
 
 def test_writer_shards_by_row_count(tmp_path):
     schema = row_schema("embed")
-    p = parse_record(_rec(), "math", 0, set())
+    p = parse_record(_rec(), "math", set())
     w = ShardedParquetWriter(tmp_path, "train", schema, shard_rows=3, group_rows=2)
     for i in range(7):
         w.write(make_row(p, [{"bytes": b"img%d" % i}], "train", i), 4)

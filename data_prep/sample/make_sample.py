@@ -136,7 +136,8 @@ def _mc(options: list[str], correct: str) -> tuple[list[str], str]:
     return [f"{letters[i]}. {o}" for i, o in enumerate(options)], letters[options.index(correct)]
 
 
-def _record(pid, problem, ptype, answer, source, path=None, options=None) -> dict:
+def _record(pid, problem, ptype, answer, source, path: str | list[str] | None = None, options=None) -> dict:
+    """One record in the released format; ``path`` is one image path, a list of them, or None (text-only)."""
     return {
         "problem_id": pid,
         "problem": problem,
@@ -188,10 +189,8 @@ def build(out: Path) -> dict[str, int]:
             rel = f"Math/pairs/pair_{k:03d}_{j}.png"
             files[rel] = _png(_scatter(rng, [("circle", COLORS["blue"])] * n))
             paths.append("./" + rel)
-        rec = _record(len(m) + 1, "How many blue circles are there in the two pictures together?", "numerical",
-                      a + b, "sample-shapes", paths[0])  # fmt: skip
-        rec["path"] = paths
-        m.append(rec)
+        q = "How many blue circles are there in the two pictures together?"
+        m.append(_record(len(m) + 1, q, "numerical", a + b, "sample-shapes", paths))
     for _ in range(8):
         a, b = rng.randint(3, 12), rng.randint(2, 9)
         q = f"A box holds {a} pencils. How many pencils are there in {b} such boxes?"

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,7 +85,7 @@ def make_dataset(root: Path, n: int, seed: int = 0) -> dict[str, str]:
 def measure(cmd: list[str]) -> dict:
     """Runs ``cmd``; returns wall seconds, exit code, peak summed tree RSS and wait4's ru_maxrss (MiB)."""
     t0 = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
