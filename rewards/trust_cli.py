@@ -5,8 +5,9 @@ Example::
     python -m sophiavl.rewards.trust --outcome 1,1,1,0,0,0,0,0 --thinking 0.6,0.5,0.7,0.8,0.9,0.2,0.7,0.6 \\
         --step 100 --semantics paper --total-steps 1500
 
-prints one JSON object: ``semantics``, ``step``, ``anneal_T``, ``gamma``, ``alpha_t``, ``mu_correct``, ``mu_wrong`` (``null`` when a side has no usable
-thinking score), ``down_weighted``, ``thinking_off``, ``rewards`` and ``advantages`` (lists, one per response).
+prints one JSON object: ``semantics``, ``step``, ``anneal_T``, ``gamma``, ``alpha_t``, ``mu_correct``, ``mu_wrong``
+(``null`` when a side has no usable thinking score), ``down_weighted``, ``thinking_off``, ``rewards`` and
+``advantages`` (lists, one per response).
 It runs exactly :func:`sophiavl.rewards.trust.shape_rewards` and :func:`~sophiavl.rewards.trust.group_advantages`,
 the code the trainer uses.
 """

@@ -83,26 +83,26 @@ def build_tokenizer():
     return tok
 
 
+def text_config(tokenizer) -> dict:
+    """The language model's size and special ids, the same for Qwen2 and Qwen2.5-VL's text part. vocab_size is the
+    tokenizer's length rounded up to a multiple of 64 (every token id must be below it)."""
+    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in
+           (("bos", "<|endoftext|>"), ("eos", "<|im_end|>"), ("pad", "<|endoftext|>"))}  # fmt: skip
+    return dict(
+        vocab_size=((len(tokenizer) + 63) // 64) * 64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2,  # head_dim 32: vLLM's CPU attention needs >= 32
+        num_key_value_heads=1, max_position_embeddings=4096,
+        **{k + "_token_id": v for k, v in ids.items()},
+    )  # fmt: skip
+
+
 def build_model(tokenizer, seed: int):
+    """A tiny Qwen2ForCausalLM (text-only)."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    vocab = ((len(tokenizer) + 63) // 64) * 64
-    config = Qwen2Config(
-        vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,  # head_dim 32: vLLM's CPU attention needs >= 32
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        torch_dtype="float32",
-    )
+    config = Qwen2Config(**text_config(tokenizer), tie_word_embeddings=True, torch_dtype="float32")
     model = Qwen2ForCausalLM(config).to(torch.float32)
     model.generation_config = GenerationConfig(
         eos_token_id=[config.eos_token_id, config.pad_token_id], pad_token_id=config.pad_token_id
@@ -110,43 +110,43 @@ def build_model(tokenizer, seed: int):
     return model
 
 
-def build_vl_model(tokenizer, path: Path, seed: int) -> None:
-    """Saves a tiny Qwen2.5-VL, its tokenizer and its processor (small images: at most 16 image tokens) to path."""
+def build_vl_model(tokenizer, seed: int):
+    """A tiny Qwen2_5_VLForConditionalGeneration."""
     import torch
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(seed)
-    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in
-           (("bos", "<|endoftext|>"), ("eos", "<|im_end|>"), ("pad", "<|endoftext|>"))}  # fmt: skip
-    text = dict(vocab_size=((len(tokenizer) + 63) // 64) * 64, hidden_size=64, intermediate_size=128,
-                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
-                rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},  # sums to head_dim / 2
-                bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"])  # fmt: skip
+    text = text_config(tokenizer)
+    text["rope_scaling"] = {"type": "mrope", "mrope_section": [4, 6, 6]}  # sums to head_dim / 2
     vision = dict(depth=1, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=64,
-                  fullatt_block_indexes=[0], window_size=112)  # fmt: skip
+                  fullatt_block_indexes=[0], window_size=112, dtype="float32")  # fmt: skip
+    text["dtype"] = "float32"  # both sub-configs say fp32, as from_pretrained(dtype="float32") would write
     config = Qwen2_5_VLConfig(
         text_config=text, vision_config=vision, tie_word_embeddings=True,
         image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
         video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
         vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
         vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
-        **{k + "_token_id": v for k, v in ids.items()},
+        **{k: text[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")},
     )  # fmt: skip
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
-        chat_template=CHAT_TEMPLATE,
-    )  # fmt: skip
+    return Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+
+
+def save(model, tokenizer, path: Path, text_only: bool) -> None:
+    """Writes the model with its tokenizer (text-only) or its processor (small images: at most 16 image tokens),
+    which saves the tokenizer too."""
     path.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    if text_only:
+        tokenizer.save_pretrained(path)
+    else:
+        from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+        image_processor = Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+        processor = Qwen2_5_VLProcessor(
+            image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+            chat_template=CHAT_TEMPLATE,
+        )  # fmt: skip
+        processor.save_pretrained(path)
     model.save_pretrained(path, safe_serialization=True)
 
 
@@ -203,20 +203,11 @@ def main(argv=None) -> int:
     tokenizer = build_tokenizer()
     for name, seed in (("policy", 1), ("judge", 2)):
         path = args.out_dir / name
-        if args.text_only:
-            path.mkdir(parents=True, exist_ok=True)
-            tokenizer.save_pretrained(path)
-            build_model(tokenizer, seed).save_pretrained(path, safe_serialization=True)
-        else:
-            build_vl_model(tokenizer, path, seed)
+        model = (build_model if args.text_only else build_vl_model)(tokenizer, seed)
         if name == "policy" and args.warmup_rows:
-            from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
-
-            auto = AutoModelForCausalLM if args.text_only else AutoModelForImageTextToText
-            model = auto.from_pretrained(path, dtype="float32")
             format_warmup(model, tokenizer, args.warmup_rows)
-            model.save_pretrained(path, safe_serialization=True)
-        arch = "Qwen2ForCausalLM" if args.text_only else "Qwen2_5_VLForConditionalGeneration"
+        save(model, tokenizer, path, args.text_only)
+        arch = type(model).__name__
         print(json.dumps({"model": name, "arch": arch, "path": str(path), "vocab": len(tokenizer)}))
     return 0
 

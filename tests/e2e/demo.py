@@ -2,7 +2,8 @@
 
 Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
 
-    .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--workdir data/e2e] [HYDRA_OVERRIDE ...]
+    .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--deadline S] [--workdir data/e2e] \
+        [HYDRA_OVERRIDE ...]
 
 What it does, in order:
   1. prepares the embedded sample dataset (the command `make prepare-data` runs) into WORKDIR/sophiavl and keeps
@@ -12,11 +13,15 @@ What it does, in order:
   3. starts the thinking RM behind a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
   4. runs `python -m verl.trainer.main_ppo +recipe=sophiavl <CPU and tiny-size overrides>` with the judge at
      reward.thinking_rm.base_url, under a timeout;
-  5. prints a per-step summary from verl's file logger (metrics.jsonl) and the judge server's request count,
-     writes WORKDIR/summary.json;
-  6. stops every process it started, also on failure, Ctrl-C or timeout: each child runs in its own process
+  5. stops every process it started, also on failure, Ctrl-C or timeout: each child runs in its own process
      group, and every process that carries this run's marker variable (Ray's raylet and workers, vLLM's engine
-     processes) is killed at the end.
+     processes) is killed;
+  6. then prints a per-step summary from verl's file logger (metrics.jsonl) and the judge server's request count
+     (read before the judge was stopped), and writes WORKDIR/summary.json.
+
+Time limits: each stage has its own (preparation 300 + 120 s, models 300 s, judge start-up 600 s, training
+--timeout); --deadline S caps them all, so that every stage ends within S seconds of the start (the stopping of
+step 5 comes after, at most about a minute). The e2e test passes a deadline below its own timeout.
 
 Exit status: 0 when training exited 0 and every step logged its metrics; otherwise non-zero.
 """
@@ -66,11 +71,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Deadline:
+    """The time left to the run's stages: each stage waits at most min(its own limit, what is left)."""
+
+    def __init__(self, seconds: float | None):
+        self.end = None if seconds is None else time.time() + seconds
+
+    def cap(self, limit: float) -> float:
+        if self.end is None:
+            return limit
+        left = self.end - time.time()
+        if left <= 0:
+            raise SystemExit("the run's --deadline passed before the next stage")
+        return min(limit, left)
+
+
 def run_step(cmd: list[str], env: dict, timeout: float) -> None:
     """A short preparation step: its own process group, killed whole on timeout."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
     try:
         rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise SystemExit(f"step timed out after {timeout:.0f} s: {' '.join(cmd)}") from None
     except BaseException:
         kill_group(proc)
         raise
@@ -210,8 +233,12 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str) -> list
         "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",  # gets past: FlashAttention2 requested
         "actor_rollout_ref.model.use_remove_padding=False",  # same: remove-padding needs flash-attn
         "actor_rollout_ref.actor.strategy=fsdp2",  # gets past: "Cannot access accelerator device" (fsdp1)
+        # fp32 (verl's default is bf16) for actor, reference and rollout: no error fix, the dtype the tiny models
+        # are saved in, so that the trainer, vLLM and the weight sync between them all see the same fp32 weights
         "actor_rollout_ref.actor.fsdp_config.dtype=float32",
         "actor_rollout_ref.ref.fsdp_config.dtype=float32",
+        # no error fix either: torch.compile of verl's entropy/log-prob functions would have inductor build C++
+        # kernels with g++ at the first step, tens of seconds on 2 cores for tensors this small
         "actor_rollout_ref.actor.use_torch_compile=False",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={args.batch}",
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={args.batch * n}",
@@ -221,8 +248,11 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str) -> list
         "actor_rollout_ref.rollout.name=vllm",
         f"actor_rollout_ref.rollout.n={n}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-        "actor_rollout_ref.rollout.dtype=float32",
-        "actor_rollout_ref.rollout.enforce_eager=True",
+        "actor_rollout_ref.rollout.dtype=float32",  # fp32: see the FSDP dtypes above
+        "actor_rollout_ref.rollout.enforce_eager=True",  # no CUDA graphs on CPU; also skips vLLM's compile step
+        # on CPU this is the share of host RAM vLLM requires free at start-up; verl's 0.5 (12 GiB of 24) gets
+        # "Available memory on node 0 ... is less than desired CPU memory utilization" once the judge, Ray and the
+        # FSDP workers hold memory. The KV cache itself is VLLM_CPU_KVCACHE_SPACE (base_env).
         "actor_rollout_ref.rollout.gpu_memory_utilization=0.1",
         "actor_rollout_ref.rollout.max_model_len=2048",
         "actor_rollout_ref.rollout.max_num_batched_tokens=4096",
@@ -260,17 +290,28 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str) -> list
     return [PY, "-m", "verl.trainer.main_ppo", *overrides, *args.overrides]
 
 
-def training_env(run_id: str, metrics_path: Path) -> dict:
-    env = dict(os.environ)
-    env[MARKER] = run_id
+def base_env(run_id: str) -> dict:
+    """The environment of every process of the run: preparation steps, judge server, training."""
+    return dict(
+        os.environ,
+        **{
+            MARKER: run_id,
+            # vLLM picks its CPU platform from the "+cpu" version and this variable; gets past vLLM looking for CUDA
+            "VLLM_TARGET_DEVICE": "cpu",
+            "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache per vLLM engine
+        },
+    )
+
+
+def training_env(base: dict, metrics_path: Path) -> dict:
+    """base_env plus what the verl processes need."""
+    env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "cpu_support"), env.get("PYTHONPATH")]))
     env.update(
         {
             "VERL_USE_EXTERNAL_MODULES": "verl_cpu_support",  # the CPU platform and hacks, in every verl process
             "VERL_PLATFORM": "cpu",  # gets past: "No supported accelerator detected ... Falling back to 'nvidia'"
             "VERL_ENGINE_DEVICE": "cuda",  # gets past: "No engine registered for device='cpu' ... backend='fsdp'"
-            "VLLM_TARGET_DEVICE": "cpu",
-            "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache per vLLM engine
             "VERL_FILE_LOGGER_PATH": str(metrics_path),
             "TOKENIZERS_PARALLELISM": "false",
             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
@@ -329,6 +370,9 @@ def main(argv=None) -> int:
     parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (rollout.n)")
     parser.add_argument("--response-length", type=int, default=48)
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for the training run")
+    parser.add_argument(
+        "--deadline", type=float, help="seconds for all stages together (each stage keeps its own limit too)"
+    )
     parser.add_argument("--text-only", action="store_true", help="text-only Qwen2 models and rows without images")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
@@ -340,45 +384,49 @@ def main(argv=None) -> int:
     for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json"):
         (work / name).unlink(missing_ok=True)
     metrics_path = work / "metrics.jsonl"
-    env = training_env(run_id, metrics_path)
-    base_env = dict(os.environ, **{MARKER: run_id, "VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "1"})
+    deadline = Deadline(args.deadline)
+    step_env = base_env(run_id)
+    env = training_env(step_env, metrics_path)
 
     # Ctrl-C and `kill` (SIGTERM, e.g. from `timeout`) both end in the `finally` below.
     signal.signal(signal.SIGTERM, _interrupt)
-    judge = trainer = None
+    judge = trainer = port = None
     rc, judge_requests, left = 1, None, []
     try:
         kind = "text-only" if args.text_only else "image and text"
         log(f"1/5 preparing the embedded sample dataset (make prepare-data) and {kind} rows")
         run_step([PY, "-m", "sophiavl.data_prep.sophiavl_130k", "--out", str(work / "sophiavl"), "--val-size", "16",
-                  "--no-progress"], base_env, 300)  # fmt: skip
+                  "--no-progress"], step_env, deadline.cap(300))  # fmt: skip
         text_flag = ["--text-only"] if args.text_only else []
         run_step([PY, str(HERE / "sample_rows.py"), str(work / "sophiavl"), str(work / "rows"), *text_flag,
-                  "--train-rows", str(max(8, args.batch * args.steps)), "--val-rows", "4"], base_env, 120)  # fmt: skip
+                  "--train-rows", str(max(8, args.batch * args.steps)), "--val-rows", "4"], step_env,
+                 deadline.cap(120))  # fmt: skip
 
         arch = "Qwen2" if args.text_only else "Qwen2.5-VL"
         log(f"2/5 building a tiny {arch} policy (format warm-up) and thinking reward model (offline, random weights)")
         warmup = ["--warmup-rows", str(work / "rows" / "train.parquet")]
-        run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), *text_flag, *warmup], base_env, 300)
+        run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), *text_flag, *warmup], step_env,
+                 deadline.cap(300))  # fmt: skip
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log(f"3/5 starting the thinking RM: vLLM (CPU) OpenAI server on {base} (log: {work / 'judge.log'})")
-        judge = start_judge(work / "models" / "judge", port, base_env, work / "judge.log")
-        wait_ready(judge, f"{base}/v1/models", 600, work / "judge.log")
+        judge = start_judge(work / "models" / "judge", port, step_env, work / "judge.log")
+        wait_ready(judge, f"{base}/v1/models", deadline.cap(600), work / "judge.log")
         log("judge server ready")
 
         cmd = training_command(args, work / "rows", work / "models", f"{base}/v1")
-        log(f"4/5 training: {' '.join(cmd[1:4])} ... (log: {work / 'train.log'}, timeout {args.timeout:.0f} s)")
+        timeout = deadline.cap(args.timeout)
+        log(f"4/5 training: {' '.join(cmd[1:4])} ... (log: {work / 'train.log'}, timeout {timeout:.0f} s)")
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
         trainer = subprocess.Popen(
             cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         pump(trainer.stdout, work / "train.log", echo=not os.environ.get("DEMO_QUIET"))
         try:
-            rc = trainer.wait(timeout=args.timeout)
+            rc = trainer.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            log(f"training did not finish within {args.timeout:.0f} s: stopping it")
+            log(f"training did not finish within {timeout:.0f} s: stopping it")
             rc = 124
         if rc != 0 and (work / "train.log").exists():
             tail = (work / "train.log").read_text(errors="replace").splitlines()[-60:]
@@ -389,6 +437,7 @@ def main(argv=None) -> int:
         log("interrupted: stopping everything")
         rc = 130
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stopping short
         for proc in (trainer, judge):
             if proc is not None:
                 kill_group(proc)
@@ -404,6 +453,7 @@ def main(argv=None) -> int:
         "marker": MARKER,
         "steps": steps,
         "judge_requests": judge_requests,
+        "judge_port": port,
         "leftover_pids_killed": left,
         "wall_s": time.time() - start,
     }

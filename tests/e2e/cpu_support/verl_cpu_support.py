@@ -5,7 +5,8 @@ VERL_USE_EXTERNAL_MODULES=verl_cpu_support, so `import verl` imports this module
 TaskRunner, Ray workers, the vLLM worker processes, which import verl's worker extension). Nothing here is part
 of the `sophiavl` package; GPU users never load it.
 
-Each hack below names the error it gets past.
+Each hack below names the error it gets past. The environment it needs (VLLM_TARGET_DEVICE=cpu, VERL_PLATFORM=cpu,
+...) is set once, by the driver (demo.py: base_env, training_env).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.machinery
-import os
 import sys
 import types
 
@@ -216,6 +216,3 @@ if _VLLM_GEMM_MODULE in sys.modules:
     _patch_vllm_gemm(sys.modules[_VLLM_GEMM_MODULE])
 elif not any(isinstance(f, _PatchAfterImport) for f in sys.meta_path):
     sys.meta_path.insert(0, _PatchAfterImport())
-
-# vLLM picks its CPU platform from the "+cpu" version and this variable. Gets past vLLM looking for CUDA.
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
