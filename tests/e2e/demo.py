@@ -3,7 +3,7 @@
 Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
 
     .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--deadline S] [--workdir data/e2e] \
-        [HYDRA_OVERRIDE ...]
+        [--recipe sophiavl] [HYDRA_OVERRIDE ...]
 
 What it does, in order:
   1. prepares the embedded sample dataset (the command `make prepare-data` runs) into WORKDIR/sophiavl and keeps
@@ -216,10 +216,41 @@ def judge_request_count(base: str) -> float:
     return total
 
 
-def training_command(args, data_dir: Path, models: Path, judge_url: str) -> list[str]:
+RECIPE_DIR = REPO / "recipes" / "config" / "recipe"
+
+
+def recipe_uses_judge(recipe: str, overrides: list[str]) -> bool:
+    """Whether the run asks a thinking reward model: ``reward.thinking_rm.enable`` as the command-line overrides
+    set it, else as the recipe file itself sets it (its own keys, not those it inherits), else true. A recipe
+    without ``reward.thinking_rm.enable`` (``sophiavl``, ``sophiavl_official``) uses the judge."""
+    key = "reward.thinking_rm.enable="
+    for item in reversed(overrides):
+        if item.lstrip("+~").startswith(key):
+            return item.split("=", 1)[1].strip().lower() not in ("false", "0", "no", "off")
+    path = RECIPE_DIR / f"{recipe}.yaml"
+    if not path.exists():
+        raise SystemExit(f"--recipe {recipe}: no {path}")
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(OmegaConf.load(path), "reward.thinking_rm.enable", default=True)
+    return bool(value)
+
+
+def training_command(args, data_dir: Path, models: Path, judge_url: str | None) -> list[str]:
+    """The main_ppo command line. ``judge_url``: the external judge's ``.../v1``; ``None`` for a recipe that runs
+    without a thinking reward model (``recipe_uses_judge`` false). ``args.recipe`` (default ``sophiavl``) is the
+    recipe, as ``+recipe=NAME``."""
     n = args.group_size
+    recipe = getattr(args, "recipe", "sophiavl")
+    judge = [] if judge_url is None else [
+        f"reward.thinking_rm.base_url={judge_url}",
+        "reward.thinking_rm.model=thinking-rm",
+        "reward.thinking_rm.constrain_output=True",
+        "reward.thinking_rm.max_tokens=16",
+        "reward.thinking_rm.timeout_s=120",
+    ]  # fmt: skip
     overrides = [
-        "+recipe=sophiavl",
+        f"+recipe={recipe}",
         # data: the first rows of the embedded sample (images as bytes, or text-only with --text-only)
         f"data.train_files={data_dir / 'train.parquet'}",
         f"data.val_files={data_dir / 'val.parquet'}",
@@ -264,11 +295,7 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str) -> list
         "reward.num_workers=1",
         "reward.reward_model.enable=False",  # the judge is external (base_url below): no verl-served RM
         "reward.reward_model.enable_resource_pool=False",  # else verl still reserves its GPUs ("less than desired")
-        f"reward.thinking_rm.base_url={judge_url}",
-        "reward.thinking_rm.model=thinking-rm",
-        "reward.thinking_rm.constrain_output=True",
-        "reward.thinking_rm.max_tokens=16",
-        "reward.thinking_rm.timeout_s=120",
+        *judge,
         # trainer: one fake GPU, no checkpoints, no validation, metrics to console and a JSON-lines file
         "trainer.nnodes=1",
         "trainer.n_gpus_per_node=1",
@@ -374,6 +401,9 @@ def main(argv=None) -> int:
         "--deadline", type=float, help="seconds for all stages together (each stage keeps its own limit too)"
     )
     parser.add_argument("--text-only", action="store_true", help="text-only Qwen2 models and rows without images")
+    parser.add_argument(
+        "--recipe", default="sophiavl", help="the recipe, as +recipe=NAME (one without a thinking RM starts no judge)"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
 
@@ -408,14 +438,19 @@ def main(argv=None) -> int:
         run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), *text_flag, *warmup], step_env,
                  deadline.cap(300))  # fmt: skip
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log(f"3/5 starting the thinking RM: vLLM (CPU) OpenAI server on {base} (log: {work / 'judge.log'})")
-        judge = start_judge(work / "models" / "judge", port, step_env, work / "judge.log")
-        wait_ready(judge, f"{base}/v1/models", deadline.cap(600), work / "judge.log")
-        log("judge server ready")
+        judge_url = None
+        if recipe_uses_judge(args.recipe, args.overrides):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            log(f"3/5 starting the thinking RM: vLLM (CPU) OpenAI server on {base} (log: {work / 'judge.log'})")
+            judge = start_judge(work / "models" / "judge", port, step_env, work / "judge.log")
+            wait_ready(judge, f"{base}/v1/models", deadline.cap(600), work / "judge.log")
+            log("judge server ready")
+            judge_url = f"{base}/v1"
+        else:
+            log(f"3/5 no thinking RM: recipe {args.recipe} runs with reward.thinking_rm.enable=false")
 
-        cmd = training_command(args, work / "rows", work / "models", f"{base}/v1")
+        cmd = training_command(args, work / "rows", work / "models", judge_url)
         timeout = deadline.cap(args.timeout)
         log(f"4/5 training: {' '.join(cmd[1:4])} ... (log: {work / 'train.log'}, timeout {timeout:.0f} s)")
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
@@ -431,7 +466,7 @@ def main(argv=None) -> int:
         if rc != 0 and (work / "train.log").exists():
             tail = (work / "train.log").read_text(errors="replace").splitlines()[-60:]
             log(f"training exited {rc}; last lines of {work / 'train.log'}:\n" + "\n".join(tail))
-        if judge.poll() is None:
+        if judge is not None and judge.poll() is None:
             judge_requests = judge_request_count(base)
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
