@@ -10,7 +10,9 @@ one when the queue is empty:
 - ``("status", code, headers)``: that HTTP status (e.g. 500, or 429 with ``{"Retry-After": "0.2"}``);
 - ``("delay", seconds, text)``: waits, then replies ``text`` (a client with a shorter timeout sees a timeout);
 - ``("drop",)``: closes the connection without answering;
-- ``("raw", body)``: 200 with ``body`` bytes as the JSON body (malformed JSON, wrong shapes).
+- ``("raw", body)``: 200 with ``body`` bytes as the JSON body (malformed JSON, wrong shapes);
+- ``("script", fn)``: ``fn(payload)`` (called with the request's JSON) returns one of the behaviours above, so a
+  reply (or a fault) can be scripted from what was asked, whatever order concurrent requests arrive in.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class FakeJudgeServer:
             self.requests.append(payload)
             self.headers.append(dict(request.headers))
         behaviour = self._next()
+        if behaviour[0] == "script":
+            behaviour = behaviour[1](payload)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         kind = behaviour[0]
