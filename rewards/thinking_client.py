@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -70,16 +71,21 @@ def parse_retry_after(value: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class Judgement:
-    """The result of one judgement.
+    """The result of one judgement (``samples`` = K replies asked for one response).
 
     Attributes:
-        score: the score in [0, 1], or ``None`` when the request failed or the reply had no readable score.
+        score: the score in [0, 1]: with K = 1 the reply's score; with K > 1 the mean of the usable sample scores.
+            ``None`` when no sample gave a usable score (request failed, or no reply had a readable score).
         error: 0 when ``score`` is set; else the HTTP status, or one of -1 timeout, -2 connection error,
             -3 unparseable reply, -4 malformed response, -5 unusable input (for example a corrupt image).
         latency_s: wall seconds of the whole judgement, retries and backoff included.
         attempts: HTTP attempts made (0 for unusable input).
-        detail: short description of the last error ("" when ``score`` is set).
-        reply: the model's reply text, when one was received.
+        detail: short description of the last error ("" when every sample has a score).
+        reply: the (first) reply text, when one was received.
+        scores: the K sample scores in reply order, one per sample: a float in [0, 1], or ``None`` for a sample
+            that failed (its code is in ``sample_errors``). With K = 1, ``scores == (score,)``.
+        sample_errors: the K per-sample error codes (0 for a usable sample; codes as for ``error``).
+        replies: the K reply texts (``None`` where no reply was received).
     """
 
     score: float | None
@@ -88,11 +94,19 @@ class Judgement:
     attempts: int
     detail: str = ""
     reply: str | None = None
+    scores: tuple[float | None, ...] = ()
+    sample_errors: tuple[int, ...] = ()
+    replies: tuple[str | None, ...] = ()
+
+    @property
+    def usable_scores(self) -> list[float]:
+        """The sample scores that are not ``None``, in reply order."""
+        return [s for s in self.scores if s is not None]
 
 
 @dataclass
 class _Attempt:
-    text: str | None = None
+    texts: list = field(default_factory=list)  # one entry per returned choice: reply text, or None if malformed
     error: int = ERROR_NONE
     retryable: bool = False
     retry_after: float | None = None
@@ -102,7 +116,8 @@ class _Attempt:
 @dataclass
 class JudgeStats:
     """Counters of one judge. ``requests`` counts judgements, ``attempts`` HTTP calls, ``retries`` repeated calls,
-    ``failures`` judgements that got no usable reply, ``parse_failures`` replies without a readable score."""
+    ``failures`` judgements that got no usable reply, ``parse_failures`` judgements whose replies had no readable
+    score, ``samples`` replies asked for (K per judgement), ``sample_failures`` samples without a usable score."""
 
     requests: int = 0
     attempts: int = 0
@@ -110,6 +125,8 @@ class JudgeStats:
     successes: int = 0
     failures: int = 0
     parse_failures: int = 0
+    samples: int = 0
+    sample_failures: int = 0
     in_flight: int = 0
     last_error: str = ""
     latencies_s: deque = field(default_factory=lambda: deque(maxlen=65536))
@@ -137,6 +154,11 @@ class ThinkingJudge:
         backoff_s, backoff_max_s: the wait before retry k (1-based) is ``min(backoff_max_s, backoff_s * 2**(k-1))``
             times a random factor in [0.5, 1]; a 429's ``Retry-After`` replaces it (capped at ``max_retry_after_s``).
         max_tokens: bound on the reply length, tokens.
+        temperature: sampling temperature of the judge, >= 0 (0: greedy).
+        samples: K, replies asked per judgement (>= 1), in one request with the OpenAI ``n`` parameter; a server
+            that returns fewer choices is asked again for the rest. K > 1 needs ``temperature > 0``.
+        seed: sent as the OpenAI ``seed`` field (vLLM then samples reproducibly; with ``n`` = K, vLLM seeds the
+            k-th choice with ``seed + k``); ``None``: not sent.
         constrain_output: ask vLLM to constrain the reply to ``<answer>0.x</answer>`` (structured output).
         constrain_style: ``"structured_outputs"`` (vLLM >= 0.10.2, the only form since 0.12) or ``"guided_regex"``
             (older vLLM).
@@ -158,6 +180,8 @@ class ThinkingJudge:
         max_retry_after_s: float = 60.0,
         max_tokens: int = 256,
         temperature: float = 0.0,
+        samples: int = 1,
+        seed: int | None = None,
         constrain_output: bool = False,
         constrain_style: str = "structured_outputs",
         prompt_template: str | None = None,
@@ -173,6 +197,7 @@ class ThinkingJudge:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if constrain_style not in CONSTRAIN_STYLES:
             raise ValueError(f"constrain_style must be one of {CONSTRAIN_STYLES}, got {constrain_style!r}")
+        check_sampling(temperature, samples, prefix="")
         self.url = chat_completions_url(base_url)
         self.model = model
         self.max_concurrency = int(max_concurrency)
@@ -183,6 +208,8 @@ class ThinkingJudge:
         self.max_retry_after_s = float(max_retry_after_s)
         self.max_tokens = int(max_tokens)
         self.temperature = float(temperature)
+        self.samples = int(samples)
+        self.seed = None if seed is None else int(seed)
         self.constrain_output = bool(constrain_output)
         self.constrain_style = constrain_style
         self.max_body_bytes = int(max_body_bytes)
@@ -196,7 +223,10 @@ class ThinkingJudge:
         self._model_lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
-        return f"ThinkingJudge(url={self.url!r}, model={self.model!r}, max_concurrency={self.max_concurrency})"
+        return (
+            f"ThinkingJudge(url={self.url!r}, model={self.model!r}, max_concurrency={self.max_concurrency}, "
+            f"samples={self.samples}, temperature={self.temperature:g})"
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,6 +267,8 @@ class ThinkingJudge:
             "successes": s.successes,
             "failures": s.failures,
             "parse_failures": s.parse_failures,
+            "samples": s.samples,
+            "sample_failures": s.sample_failures,
             "latency_p50_s": s.percentile(50),
             "latency_p90_s": s.percentile(90),
             "latency_p99_s": s.percentile(99),
@@ -250,14 +282,59 @@ class ThinkingJudge:
         return (await self.judge(question, response, image)).score
 
     async def judge(self, question: str, response: str, image: bytes | str | None = None) -> Judgement:
-        """One judgement with retries; never raises for server or network trouble (see :class:`Judgement`)."""
+        """One judgement (K = ``samples`` replies) with retries; never raises for server or network trouble.
+
+        The K replies are asked in one request (``n`` = K); when the server returns fewer choices, the rest are
+        asked again (``seed`` advanced by the number already received), at most K requests in all. Each reply is
+        parsed on its own: a sample without a readable score is ``None`` in :attr:`Judgement.scores` and the others
+        still count. See :class:`Judgement`.
+        """
         start = time.monotonic()
         try:
             messages = build_messages(self.template, question, response, image)
         except ValueError as exc:
             return self.reject_input(f"unusable input: {exc}", start)
         self.stats.requests += 1
+        self.stats.samples += self.samples
         session = self._bind_loop()
+        texts: list[str | None] = []
+        codes: list[int] = []
+        attempts = 0
+        detail = ""
+        for _ in range(self.samples):  # at most K requests: each one returns at least one choice or ends the loop
+            want = self.samples - len(texts)
+            seed = None if self.seed is None else self.seed + len(texts)
+            attempt, made = await self._request(session, messages, want, seed)
+            attempts += made
+            if attempt.error != ERROR_NONE:
+                detail = attempt.detail
+                texts.extend([None] * want)
+                codes.extend([attempt.error] * want)
+                break
+            for text in attempt.texts[:want]:
+                texts.append(text)
+                codes.append(ERROR_NONE if isinstance(text, str) else ERROR_MALFORMED)
+            if len(texts) >= self.samples:
+                break
+        if len(texts) < self.samples:  # pragma: no cover - the loop always fills or breaks with an error
+            codes.extend([ERROR_MALFORMED] * (self.samples - len(texts)))
+            texts.extend([None] * (self.samples - len(texts)))
+        scores: list[float | None] = []
+        for k, text in enumerate(texts):
+            value = parse_score(text) if isinstance(text, str) else None
+            if isinstance(text, str) and value is None:
+                codes[k] = ERROR_UNPARSEABLE
+                snippet = text[-120:].replace("\n", " ")
+                detail = f"no score in reply: ...{snippet!r}"
+            elif codes[k] == ERROR_MALFORMED and not detail:
+                detail = "a reply choice has no text content"
+            scores.append(value)
+        return self._finish(start, scores, codes, attempts, detail, texts)
+
+    async def _request(
+        self, session: aiohttp.ClientSession, messages: list[dict], n: int, seed: int | None
+    ) -> tuple[_Attempt, int]:
+        """One request for ``n`` replies with retries; returns the last attempt and the number of attempts."""
         attempt = _Attempt()
         attempts = 0
         for k in range(self.max_retries + 1):
@@ -265,44 +342,65 @@ class ThinkingJudge:
                 self.stats.retries += 1
                 await asyncio.sleep(self._delay(k, attempt.retry_after))
             attempts += 1
-            attempt = await self._attempt(session, messages)
+            attempt = await self._attempt(session, messages, n, seed)
             if attempt.error == ERROR_NONE or not attempt.retryable:
                 break
             logger.debug("thinking RM %s: attempt %d failed: %s", self.url, attempts, attempt.detail)
-        if attempt.error != ERROR_NONE:
-            return self._finish(start, None, attempt.error, attempts, attempt.detail, None)
-        value = parse_score(attempt.text)
-        if value is None:
-            snippet = (attempt.text or "")[-120:].replace("\n", " ")
-            return self._finish(
-                start, None, ERROR_UNPARSEABLE, attempts, f"no score in reply: ...{snippet!r}", attempt.text
-            )
-        return self._finish(start, value, ERROR_NONE, attempts, "", attempt.text)
+        return attempt, attempts
 
     def reject_input(self, detail: str, start: float | None = None) -> Judgement:
         """Records a judgement that could not be asked because its input is unusable (for example a corrupt image):
         counted as a request and a failure, error -5, no HTTP call. ``start`` is the ``time.monotonic()`` at which
         the judgement began (default: now)."""
         self.stats.requests += 1
-        return self._finish(time.monotonic() if start is None else start, None, ERROR_BAD_INPUT, 0, detail, None)
+        self.stats.samples += self.samples
+        k = self.samples
+        return self._finish(
+            time.monotonic() if start is None else start, [None] * k, [ERROR_BAD_INPUT] * k, 0, detail, [None] * k
+        )
 
     # ------------------------------------------------------------------ internals
 
     def _finish(
-        self, start: float, value: float | None, error: int, attempts: int, detail: str, reply: str | None
+        self,
+        start: float,
+        scores: list[float | None],
+        codes: list[int],
+        attempts: int,
+        detail: str,
+        replies: list[str | None],
     ) -> Judgement:
         latency = time.monotonic() - start
         self.stats.latencies_s.append(latency)
-        if error == ERROR_NONE:
+        usable = [s for s in scores if s is not None]
+        self.stats.sample_failures += len(scores) - len(usable)
+        if usable:
+            value: float | None = usable[0] if len(usable) == 1 else sum(usable) / len(usable)
+            error = ERROR_NONE
             self.stats.successes += 1
+            if len(usable) < len(scores):
+                logger.warning(
+                    "thinking RM %s: %d of %d samples failed: %s",
+                    self.url,
+                    len(scores) - len(usable),
+                    len(scores),
+                    detail,
+                )
+            else:
+                detail = ""
         else:
+            value = None
+            # a reply without a score is the more specific diagnosis when some choices came back
+            error = ERROR_UNPARSEABLE if ERROR_UNPARSEABLE in codes else codes[0]
             if error == ERROR_UNPARSEABLE:
                 self.stats.parse_failures += 1
             else:
                 self.stats.failures += 1
             self.stats.last_error = detail
             logger.warning("thinking RM %s: judgement failed after %d attempt(s): %s", self.url, attempts, detail)
-        return Judgement(value, error, latency, attempts, detail, reply)
+        return Judgement(
+            value, error, latency, attempts, detail, replies[0], tuple(scores), tuple(codes), tuple(replies)
+        )
 
     def _delay(self, k: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -310,13 +408,17 @@ class ThinkingJudge:
         base = min(self.backoff_max_s, self.backoff_s * 2 ** (k - 1))
         return base * random.uniform(0.5, 1.0)
 
-    def _payload(self, messages: list[dict]) -> dict[str, Any]:
+    def _payload(self, messages: list[dict], n: int = 1, seed: int | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
+        if n > 1:
+            payload["n"] = n
+        if seed is not None:
+            payload["seed"] = seed
         if self.constrain_output:
             if self.constrain_style == "structured_outputs":
                 payload["structured_outputs"] = {"regex": SCORE_REGEX}
@@ -345,7 +447,9 @@ class ThinkingJudge:
             self.model = str(data["data"][0]["id"])
             logger.info("thinking RM %s: using served model %r", self.url, self.model)
 
-    async def _attempt(self, session: aiohttp.ClientSession, messages: list[dict]) -> _Attempt:
+    async def _attempt(
+        self, session: aiohttp.ClientSession, messages: list[dict], n: int = 1, seed: int | None = None
+    ) -> _Attempt:
         assert self._semaphore is not None
         async with self._semaphore:
             self.stats.attempts += 1
@@ -355,7 +459,7 @@ class ThinkingJudge:
                     await self._discover_model(session)
                 timeout = aiohttp.ClientTimeout(total=self.timeout_s)
                 async with session.post(
-                    self.url, json=self._payload(messages), headers=self._headers, timeout=timeout
+                    self.url, json=self._payload(messages, n, seed), headers=self._headers, timeout=timeout
                 ) as resp:
                     if resp.status != 200:
                         text = (await resp.content.read(300)).decode("utf-8", "replace")
@@ -382,10 +486,36 @@ class ThinkingJudge:
         if body is None:
             return _Attempt(error=ERROR_MALFORMED, detail=f"response body larger than {self.max_body_bytes} bytes")
         try:
-            data = json.loads(body)
-            text = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            choices = json.loads(body)["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise ValueError("no choices")
+            ordered = sorted(choices, key=lambda c: int(c.get("index", 0)) if isinstance(c, dict) else 0)
+            texts = [_choice_text(choice) for choice in ordered]
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             return _Attempt(error=ERROR_MALFORMED, detail=f"malformed response ({exc!r}): {body[:120]!r}")
-        if not isinstance(text, str):
-            return _Attempt(error=ERROR_MALFORMED, detail=f"reply content is not text: {type(text).__name__}")
-        return _Attempt(text=text)
+        if n == 1 and texts[0] is None:
+            return _Attempt(error=ERROR_MALFORMED, detail="reply content is not text")
+        return _Attempt(texts=texts)
+
+
+def _choice_text(choice: Any) -> str | None:
+    """The assistant text of one choice, or ``None`` when the choice has no text content."""
+    try:
+        text = choice["message"]["content"]
+    except (KeyError, TypeError):
+        return None
+    return text if isinstance(text, str) else None
+
+
+def check_sampling(temperature: float, samples: int, prefix: str = "reward.thinking_rm.") -> None:
+    """Validates the judge's sampling knobs: ``samples`` (K) >= 1, ``temperature`` finite and >= 0, and
+    ``temperature > 0`` when K > 1 (K greedy replies would be identical). Raises ``ValueError`` naming the key."""
+    if int(samples) != samples or samples < 1:
+        raise ValueError(f"{prefix}samples must be an integer >= 1, got {samples!r}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"{prefix}temperature must be a finite number >= 0, got {temperature!r}")
+    if samples > 1 and temperature <= 0:
+        raise ValueError(
+            f"{prefix}samples={samples} needs {prefix}temperature > 0 (greedy decoding would return {samples} "
+            "identical replies); set e.g. temperature=1.0"
+        )

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES
+from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES, check_sampling
 
-_NULLABLE = ("base_url", "model", "api_key_env", "prompt_template")
+_NULLABLE = ("base_url", "model", "api_key_env", "prompt_template", "seed")
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class ThinkingRMConfig:
     """Where and how the thinking reward model is asked.
 
     Attributes:
+        enable: ask the thinking RM at all (default true). ``false``: no judge is built and no call is made; every
+            response has a missing ``Rt`` (the GRPO baseline, recipe ``sophiavl_grpo``).
         base_url: OpenAI-compatible server (``http://host:port``, ``.../v1`` or ``.../v1/chat/completions``);
             ``None``: the verl-managed reward model (``reward.reward_model.enable=true``) behind verl's router.
         model: served model name; ``None``: ``reward.reward_model.model_path`` for the verl-managed model, else the
@@ -30,10 +32,16 @@ class ThinkingRMConfig:
         constrain_output: ask vLLM for structured output matching ``<answer>0.x</answer>``.
         constrain_style: ``structured_outputs`` (vLLM >= 0.10.2) or ``guided_regex`` (older vLLM).
         max_tokens: bound on the judge's reply, tokens.
+        temperature: the judge's sampling temperature, >= 0 (0: greedy, the default).
+        samples: K, replies asked per response (>= 1; one request with the OpenAI ``n`` parameter); every score is
+            reported, ``Rt`` is the mean of the usable ones. K > 1 needs ``temperature > 0``.
+        seed: sent as the OpenAI ``seed`` field so that sampled judgements are reproducible on vLLM; ``None``: not
+            sent.
         max_failure_rate: the trust sampler stops the run when the share of failed judgements (``thinking_status``
             2) among the judged training responses of one step exceeds this, in [0, 1].
     """
 
+    enable: bool = True
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = "THINKING_RM_API_KEY"
@@ -46,6 +54,9 @@ class ThinkingRMConfig:
     constrain_output: bool = False
     constrain_style: str = "structured_outputs"
     max_tokens: int = 256
+    temperature: float = 0.0
+    samples: int = 1
+    seed: int | None = None
     max_failure_rate: float = 0.2
 
     def __post_init__(self) -> None:
@@ -65,6 +76,7 @@ class ThinkingRMConfig:
             raise ValueError(
                 f"reward.thinking_rm.constrain_style must be one of {CONSTRAIN_STYLES}, got {self.constrain_style!r}"
             )
+        check_sampling(self.temperature, self.samples)
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | None) -> ThinkingRMConfig:
@@ -85,12 +97,25 @@ class ThinkingRMConfig:
                 if key not in _NULLABLE:
                     raise ValueError(f"reward.thinking_rm.{key} must not be null")
                 kwargs[key] = None
-            elif key in ("max_concurrency", "max_retries", "max_tokens"):
-                kwargs[key] = int(value)
-            elif key in ("timeout_s", "backoff_s", "backoff_max_s", "max_failure_rate"):
+            elif key in ("max_concurrency", "max_retries", "max_tokens", "samples", "seed"):
+                kwargs[key] = _integer(key, value)
+            elif key in ("timeout_s", "backoff_s", "backoff_max_s", "max_failure_rate", "temperature"):
                 kwargs[key] = float(value)
-            elif key == "constrain_output":
-                kwargs[key] = bool(value)
+            elif key in ("constrain_output", "enable"):
+                if not isinstance(value, bool):
+                    raise ValueError(f"reward.thinking_rm.{key} must be true or false, got {value!r}")
+                kwargs[key] = value
             else:
                 kwargs[key] = str(value)
         return cls(**kwargs)
+
+
+def _integer(key: str, value: Any) -> int:
+    """``value`` as an int; a float with a fraction (``samples=2.5``) or a non-number raises ``ValueError``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward.thinking_rm.{key} must be an integer, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"reward.thinking_rm.{key} must be an integer, got {value!r}")
+    return int(number)

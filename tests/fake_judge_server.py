@@ -83,11 +83,14 @@ class FakeJudgeServer:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         kind = behaviour[0]
+        n = int(payload.get("n") or 1)
         if kind == "reply":
-            return web.json_response(_completion(payload, behaviour[1]))
+            return web.json_response(_completion(payload, *[behaviour[1]] * n))
+        if kind == "choices":
+            return web.json_response(_completion(payload, *behaviour[1]))
         if kind == "delay":
             await asyncio.sleep(behaviour[1])
-            return web.json_response(_completion(payload, behaviour[2]))
+            return web.json_response(_completion(payload, *[behaviour[2]] * n))
         if kind == "status":
             headers = behaviour[2] if len(behaviour) > 2 else {}
             return web.json_response({"error": {"message": "injected"}}, status=behaviour[1], headers=headers)
@@ -140,13 +143,16 @@ class FakeJudgeServer:
         self._loop = None
 
 
-def _completion(payload: dict, text: str) -> dict:
+def _completion(payload: dict, *texts: str | None) -> dict:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": payload.get("model"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            for i, text in enumerate(texts)
+        ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
 
