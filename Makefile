@@ -38,12 +38,13 @@ bench: install
 	mkdir -p bench-results
 	set -e; for f in tests/bench/bench_*.py; do $(PY) $$f --out bench-results; done
 
-# Embedded sample (no SRC) or the real dataset (SRC=/data/SophiaVL-R1-130k) -> $(DATA_OUT)/{train,val}-*.parquet;
+# Embedded sample (no SRC) or the real dataset (SRC=/data/SophiaVL-R1-130k, or a hub id SRC=hf://OWNER/NAME with an
+# optional REVISION=<branch|tag|commit>) -> $(DATA_OUT)/{train,val}-*.parquet;
 # more converter flags through PREP_ARGS, e.g. PREP_ARGS="--workers 2 --subsets Math"
 DATA_OUT ?= data/sophiavl
 SAMPLE_VAL_SIZE ?= 16
 prepare-data: install
-	$(PY) -m sophiavl.data_prep.sophiavl_130k --out $(DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(SAMPLE_VAL_SIZE)) $(PREP_ARGS)
+	$(PY) -m sophiavl.data_prep.sophiavl_130k --out $(DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check recipes rewards data_prep tests

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .hub import IMAGE_PATTERNS, SourceError, link_root, resolve_src
 from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, probe_image
 from .reader import iter_records
 from .records import Problem, RecordRejected, parse_record, path_rejections
@@ -31,6 +32,8 @@ from .split import choose_val_keys, split_key
 from .writer import ShardedParquetWriter, remove_old_shards
 
 RECORD_SUFFIXES = (".json", ".jsonl")
+# the files of a hub snapshot this converter reads (fnmatch, '*' also matches '/'): record files, archives, images
+HUB_PATTERNS = ["json/*.json", "json/*.jsonl", "*.zip", *IMAGE_PATTERNS]
 
 
 class ConvertError(RuntimeError):
@@ -43,6 +46,7 @@ class Options:
 
     src: str
     out: str
+    revision: str | None = None
     subsets: list[str] | None = None
     val_size: int = 500
     max_rows: int | None = None
@@ -115,7 +119,7 @@ _STATE: dict = {}
 
 
 def _init_worker(src: str, images: str, max_pixels: int, max_bytes: int) -> None:
-    _STATE.update(store=ImageStore(src), images=images, max_pixels=max_pixels, max_bytes=max_bytes)
+    _STATE.update(store=ImageStore(src, link_root(src)), images=images, max_pixels=max_pixels, max_bytes=max_bytes)
 
 
 def load_images(problem: Problem, store: ImageStore, images: str, max_pixels: int, max_bytes: int):
@@ -193,13 +197,17 @@ def convert(opts: Options) -> dict:
         ConvertError: bad options, no record files, malformed JSON (before anything is written).
     """
     t0 = time.perf_counter()
-    src, out = Path(opts.src), Path(opts.out)
+    out = Path(opts.out)
     try:
         schema = row_schema(opts.images)
     except ValueError as e:
         raise ConvertError(f"--images: {e}") from None
     if opts.shard_rows < 1 or opts.workers < 1 or opts.val_size < 0 or not 0 <= opts.max_reject_rate <= 1:
         raise ConvertError("need --shard-rows >= 1, --workers >= 1, --val-size >= 0, 0 <= --max-reject-rate <= 1")
+    try:
+        src = resolve_src(opts.src, revision=opts.revision, allow_patterns=HUB_PATTERNS)
+    except SourceError as e:
+        raise ConvertError(str(e)) from None
     files = discover_subsets(src, opts.subsets)
     total, val_keys = _pass1(files, opts.max_rows, opts.val_size)
     if total == 0:
@@ -242,6 +250,7 @@ def convert(opts: Options) -> dict:
         shards=shards,
         elapsed_s=round(elapsed, 3),
         rows_per_s=round(report.rows_read / elapsed, 1) if elapsed > 0 else None,
+        source_folder=str(src),
         options={k: v for k, v in asdict(opts).items() if k != "progress"},
     )
 

@@ -1,11 +1,12 @@
 """Command line: SophiaVL-R1-130k (or the embedded sample) -> verl RLHF parquet.
 
-    python -m sophiavl.data_prep.sophiavl_130k --src DIR --out DIR [--subsets Math,Chart] [--val-size 500]
-        [--max-rows N] [--images embed|path] [--shard-rows N] [--workers N] [--max-reject-rate 0.05]
+    python -m sophiavl.data_prep.sophiavl_130k --src DIR|hf://OWNER/NAME --out DIR [--revision REV]
+        [--subsets Math,Chart] [--val-size 500] [--max-rows N] [--images embed|path] [--shard-rows N]
+        [--workers N] [--max-reject-rate 0.05]
 
 Exit status: 0 done; 1 more rows rejected than ``--max-reject-rate`` allows (everything, report included, is
 written); 2 the input cannot be converted (bad option values, no record files or no records in them, malformed
-JSON; nothing is written).
+JSON, a hub source that cannot be fetched; nothing is written).
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         description="Convert SophiaVL-R1-130k (json/ + images, unpacked or in the subset .zip archives) into "
         "verl's RLHF parquet: <out>/train-NNNNN.parquet, val-NNNNN.parquet, report.json, rejects.jsonl.",
     )
-    ap.add_argument("--src", default=str(SAMPLE_ROOT), help="dataset root holding json/ (default: the embedded sample)")
+    ap.add_argument(
+        "--src",
+        default=str(SAMPLE_ROOT),
+        help="dataset root holding json/, or a hub dataset hf://OWNER/NAME, downloaded (resumable, only json/, "
+        "archives and images) into the hub cache first (default: the embedded sample)",
+    )
+    ap.add_argument("--revision", default=None, help="hub sources only: branch, tag or commit to pin (default main)")
     ap.add_argument("--out", required=True, help="output folder (created; earlier train-/val-*.parquet replaced)")
     ap.add_argument("--subsets", default=None, help="comma-separated subsets by record-file name, e.g. Math,Chart")
     ap.add_argument(
@@ -72,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     return Options(
         src=a.src,
         out=a.out,
+        revision=a.revision,
         subsets=subsets,
         val_size=a.val_size,
         max_rows=a.max_rows,

@@ -59,10 +59,15 @@ class ImageStore:
     Archives are the ``*.zip`` files directly in the root. The archive named after the path's first component
     (``Math/...`` -> ``Math.zip``, case-insensitive) is searched first, then the others; inside an archive the
     member may carry the full relative path or the path without its first component.
+
+    ``link_root`` is the folder that symlinks under the root may point into (default: the root itself); a hub cache
+    snapshot, whose files are links into the repository's ``blobs/``, passes the repository folder
+    (:func:`sophiavl.data_prep.hub.link_root`).
     """
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, link_root: Path | str | None = None):
         self.root = Path(root).resolve()
+        self.link_root = Path(link_root).resolve() if link_root is not None else self.root
         self._archives = sorted(p for p in self.root.glob("*.zip") if p.is_file()) if self.root.is_dir() else []
         self._open: dict[Path, zipfile.ZipFile] = {}
 
@@ -77,7 +82,7 @@ class ImageStore:
         on_disk = self.root / rel
         if os.path.lexists(on_disk):
             real = on_disk.resolve()
-            if not real.is_relative_to(self.root):
+            if not real.is_relative_to(self.link_root):
                 raise PathEscapesRoot(f"image path {path!r} resolves outside the dataset root")
             if real.is_file():
                 return ImageRef(str(real))

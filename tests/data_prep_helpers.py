@@ -55,3 +55,32 @@ def source_bytes(rel: str) -> bytes:
         return f.read_bytes()
     with zipfile.ZipFile(SAMPLE_ROOT / "Chart.zip") as zf:
         return zf.read(rel)
+
+
+def lay_out_hub_cache(
+    cache: Path, repo_id: str, files: dict[str, bytes], commit: str, refs: tuple[str, ...] = ("main",)
+) -> Path:
+    """Writes a Hugging Face hub cache entry for the dataset ``repo_id`` as ``huggingface_hub`` lays it out:
+    ``datasets--OWNER--NAME/blobs/<sha256>`` holds each file once, ``snapshots/<commit>/<path>`` is a relative
+    symlink to its blob, and ``refs/<ref>`` holds the commit hash (no newline). Returns the snapshot folder."""
+    import hashlib
+    import os
+
+    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot = repo / "snapshots" / commit
+    for rel, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo / "refs").mkdir(exist_ok=True)
+    for ref in refs:
+        (repo / "refs" / ref).write_text(commit)
+    return snapshot
+
+
+def folder_files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` as ``{relative posix path: bytes}``."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
