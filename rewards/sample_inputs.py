@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_PLACEHOLDERS = ("<image>", "<video>", "<audio>")
+from sophiavl.rewards.thinking_prompt import strip_placeholders
 
 
 def _messages(raw_prompt: Any) -> list[Mapping[str, Any]]:
@@ -29,7 +29,8 @@ def _parts(content: Any) -> Iterable[Any]:
 def question_text(raw_prompt: Any) -> str:
     """The text of the user turns of ``raw_prompt`` (a chat list, a numpy array of messages, or a plain string).
 
-    Text parts are joined with newlines; ``<image>``-style placeholders are removed; system turns are left out (the
+    Text parts are joined with newlines; ``<image>``-style placeholders are removed (``strip_placeholders``, the
+    judge's one definition); system turns are left out (the
     judge sees the question, not the policy's instructions about output format).
     """
     texts: list[str] = []
@@ -38,11 +39,9 @@ def question_text(raw_prompt: Any) -> str:
             continue
         for part in _parts(message.get("content")):
             if isinstance(part, Mapping) and part.get("type", "text") == "text" and part.get("text") is not None:
-                text = str(part["text"])
-                for placeholder in _PLACEHOLDERS:
-                    text = text.replace(placeholder, "")
-                if text.strip():
-                    texts.append(text.strip())
+                text = strip_placeholders(str(part["text"]))
+                if text:
+                    texts.append(text)
     return "\n".join(texts)
 
 

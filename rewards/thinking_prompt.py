@@ -1,4 +1,10 @@
-"""The judge's prompt: template loading, image encoding and the chat messages of one request."""
+"""The judge's prompt: template loading, image encoding and the chat messages of one request.
+
+This module is the one definition of what the thinking reward model (TRM) reads: :func:`build_messages` makes the
+request the judge sends, :func:`sft_messages` the training conversation the TRM learns from (Thinking-156k rows,
+``sophiavl.data_prep.thinking_156k``). Both put the same text (:func:`judge_text`) in the user turn, so a trained
+TRM is asked exactly what it learned.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,13 @@ DEFAULT_TEMPLATE = "thinking_judge.txt"
 
 #: Regex for vLLM structured output: one score on the grid 0, 0.1, ..., 1.0 inside answer tags.
 SCORE_REGEX = r"<answer>(0(\.[0-9])?|1(\.0)?)</answer>"
+
+#: Literal media placeholders removed from the question and the response: verl counts each ``<image>``/``<video>``
+#: in a text as one media item, and the judge places the image itself.
+PLACEHOLDERS = ("<image>", "<video>", "<audio>")
+
+#: Where the image goes in an SFT user turn: right after the text, as the judge's request has [text, image] parts.
+IMAGE_TOKEN = "<image>"
 
 _SEPARATOR = "\n---\n"
 _PLACEHOLDER = re.compile(r"\{(question|response)\}")
@@ -57,6 +70,65 @@ def load_template(path: str | None = None) -> PromptTemplate:
     return PromptTemplate(system=system.strip(), user=user.strip() + "\n")
 
 
+def strip_placeholders(text: str) -> str:
+    """``text`` without the literal :data:`PLACEHOLDERS` (removed until none is left, so ``<im<image>age>`` leaves
+    nothing behind) and without surrounding whitespace. ``"<image>\\nWhat is x?"`` -> ``"What is x?"``."""
+    previous = None
+    while previous != text:
+        previous = text
+        for placeholder in PLACEHOLDERS:
+            text = text.replace(placeholder, "")
+    return text.strip()
+
+
+def judge_text(template: PromptTemplate, question: str, response: str) -> str:
+    """The user text the TRM reads for ``question`` and ``response``: the template rendered with both passed
+    through :func:`strip_placeholders`. The judge's request and the SFT rows both use exactly this text."""
+    return template.render(strip_placeholders(question), strip_placeholders(response))
+
+
+def format_score(score: float) -> str:
+    """A score on the grid 0.0, 0.1, ..., 1.0 as the TRM writes it: ``0.7``, ``0.0``, ``1.0`` (one decimal).
+
+    A value within 1e-6 of a grid point is snapped to it (``0.30000000000000004`` -> ``0.3``). Raises
+    ``ValueError`` for anything else: outside [0, 1], off the grid, NaN, or not a real number."""
+    if isinstance(score, bool) or not isinstance(score, int | float) or score != score:
+        raise ValueError(f"score {score!r} is not a number")
+    tenths = round(score * 10)
+    if not 0 <= tenths <= 10 or abs(score - tenths / 10) > 1e-6:
+        raise ValueError(f"score {score!r} is not on the grid 0.0, 0.1, ..., 1.0")
+    return f"{tenths / 10:.1f}"
+
+
+def score_answer(score: float) -> str:
+    """The TRM's reply for ``score``: ``<answer>0.7</answer>`` (see :func:`format_score`); it matches
+    :data:`SCORE_REGEX`, the judge's structured-output constraint, and the judge's parser reads it back."""
+    return f"<answer>{format_score(score)}</answer>"
+
+
+def sft_messages(
+    question: str, response: str, has_image: bool, score: float, template: PromptTemplate | None = None
+) -> list[dict[str, str]]:
+    """The SFT conversation of one Thinking-156k row, in verl ``MultiTurnSFTDataset``'s ``messages`` format.
+
+    ``[system, user, assistant]``: the system turn is the template's system text (left out when it is empty, as
+    in :func:`build_messages`); the user turn is :func:`judge_text` followed directly by :data:`IMAGE_TOKEN` when
+    ``has_image`` (where the judge's image part goes; no separator, as Qwen2.5-VL's chat template renders the
+    parts back to back); the assistant turn is :func:`score_answer`. ``template`` None loads the packaged one.
+
+    Raises:
+        ValueError: ``score`` off the grid (see :func:`format_score`).
+    """
+    template = template or load_template()
+    user = judge_text(template, question, response) + (IMAGE_TOKEN if has_image else "")
+    messages: list[dict[str, str]] = []
+    if template.system:
+        messages.append({"role": "system", "content": template.system})
+    messages.append({"role": "user", "content": user})
+    messages.append({"role": "assistant", "content": score_answer(score)})
+    return messages
+
+
 def sniff_image_mime(data: bytes) -> str:
     """The MIME type of encoded image bytes from their magic number (PNG, JPEG, GIF, WebP, BMP, TIFF).
 
@@ -88,8 +160,8 @@ def image_url(image: bytes | str) -> str:
 
 def build_messages(template: PromptTemplate, question: str, response: str, image: bytes | str | None) -> list[dict]:
     """The chat messages of one judgement: the system message (when not empty), then a user message whose content
-    is the rendered prompt text followed by the image (when given)."""
-    content: list[dict] = [{"type": "text", "text": template.render(question, response)}]
+    is :func:`judge_text` (placeholders stripped from question and response) followed by the image (when given)."""
+    content: list[dict] = [{"type": "text", "text": judge_text(template, question, response)}]
     if image is not None:
         content.append({"type": "image_url", "image_url": {"url": image_url(image)}})
     messages: list[dict] = []
