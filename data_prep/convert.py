@@ -11,23 +11,20 @@ parquet row group, not by the dataset.
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import time
-import zipfile
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .hub import IMAGE_PATTERNS, SourceError, link_root, resolve_src
-from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, probe_image
+from .hub import IMAGE_PATTERNS, SourceError, resolve_src
+from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from .images import ImageStage
 from .reader import iter_records
-from .records import Problem, RecordRejected, parse_record, path_rejections
+from .records import Problem, RecordRejected, parse_record
 from .report import Report
 from .schema import make_row, row_schema
-from .sources import ImageStore
 from .split import choose_val_keys, split_key
 from .writer import ShardedParquetWriter, remove_old_shards
 
@@ -113,60 +110,6 @@ def iter_parsed(
         yield subset, path, i, item
 
 
-# --- image stage (runs in the main process or in workers) ---------------------------------------------------
-
-_STATE: dict = {}
-
-
-def _init_worker(src: str, images: str, max_pixels: int, max_bytes: int) -> None:
-    _STATE.update(store=ImageStore(src, link_root(src)), images=images, max_pixels=max_pixels, max_bytes=max_bytes)
-
-
-def load_images(problem: Problem, store: ImageStore, images: str, max_pixels: int, max_bytes: int):
-    """Locates, reads and checks the problem's images; returns ``(image_dicts, image_bytes)``.
-
-    Embed mode gives ``{"bytes": <file bytes, unchanged>}``; path mode ``{"image": <absolute path>}`` (images found
-    only inside an archive are rejected there, as they have no path). ``image_bytes`` counts embedded bytes.
-
-    Raises:
-        RecordRejected: path_escapes_root, image_missing, image_only_in_archive, image_unreadable,
-            image_too_large.
-    """
-    out, nbytes = [], 0
-    for path in problem.image_paths:
-        with path_rejections():
-            ref = store.locate(path)
-        if images == "path" and ref.archive is not None:
-            raise RecordRejected("image_only_in_archive", f"{path} is in {Path(ref.archive).name}, not unpacked")
-        try:
-            size = store.size(ref)
-            if size > max_bytes:
-                raise RecordRejected("image_too_large", f"{path}: {size} bytes exceeds {max_bytes}")
-            data = store.read(ref)
-            probe_image(data, max_pixels)
-        except ImageRejected as e:
-            raise RecordRejected(e.reason, f"{path}: {e.detail}") from None
-        except (OSError, zipfile.BadZipFile, EOFError) as e:
-            raise RecordRejected("image_unreadable", f"{path}: {type(e).__name__}: {e}") from None
-        if images == "embed":
-            out.append({"bytes": data})
-            nbytes += len(data)
-        else:
-            out.append({"image": ref.location})
-    return out, nbytes
-
-
-def _load_batch(problems: list[Problem]) -> list[tuple[list[dict], int] | RecordRejected]:
-    s = _STATE
-    results = []
-    for p in problems:
-        try:
-            results.append(load_images(p, s["store"], s["images"], s["max_pixels"], s["max_bytes"]))
-        except RecordRejected as e:
-            results.append(e)
-    return results
-
-
 # --- the run ------------------------------------------------------------------------------------------------
 
 
@@ -218,16 +161,9 @@ def convert(opts: Options) -> dict:
     writers = {s: ShardedParquetWriter(out, s, schema, opts.shard_rows) for s in ("train", "val")}
     report = Report(out)
     bar = _progress(total, opts.progress)
-    pool = None
     try:
-        init = (str(src), opts.images, opts.max_pixels, opts.max_image_bytes)
-        if opts.workers > 1:
-            # spawn, not fork: the parent holds pyarrow's thread pools, which fork does not copy safely
-            ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(opts.workers, mp_context=ctx, initializer=_init_worker, initargs=init)
-        else:
-            _init_worker(*init)
-        _run(files, opts, val_keys, writers, report, bar, pool)
+        with ImageStage(str(src), opts.images, opts.max_pixels, opts.max_image_bytes, opts.workers) as stage:
+            _run(files, opts, val_keys, writers, report, bar, stage)
         shards = {s: [p.name for p in w.close()] for s, w in writers.items()}
     except BaseException:
         for w in writers.values():
@@ -235,13 +171,8 @@ def convert(opts: Options) -> dict:
         report.abort()
         raise
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
         if bar is not None:
             bar.close()
-        if "store" in _STATE:
-            _STATE["store"].close()
-        _STATE.clear()
     status = "ok" if report.reject_rate <= opts.max_reject_rate else "reject_rate_exceeded"
     elapsed = time.perf_counter() - t0
     return report.finish(
@@ -255,10 +186,24 @@ def convert(opts: Options) -> dict:
     )
 
 
-def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar, pool) -> None:
+def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar, stage: ImageStage) -> None:
     index = {"train": 0, "val": 0}
 
-    def emit(batch: list[tuple], results) -> None:
+    def batches() -> Iterator[list[tuple]]:
+        batch: list[tuple] = []
+        for subset, path, i, item in iter_parsed(files, opts.max_rows):
+            report.read(subset)
+            batch.append((subset, path, i, item))
+            if len(batch) >= opts.batch_rows:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def problems(batch: list[tuple]) -> list[Problem]:
+        return [item for *_, item in batch if isinstance(item, Problem)]
+
+    for batch, results in stage.run(batches(), problems):
         it = iter(results)
         for subset, path, i, item in batch:
             if isinstance(item, RecordRejected):
@@ -275,32 +220,6 @@ def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar,
                     report.written_row(subset, split, item.problem_type, item.data_source, len(images), nbytes)
         if bar is not None:
             bar.update(len(batch))
-
-    inflight: deque = deque()
-    max_inflight = 2 * opts.workers
-    batch: list[tuple] = []
-
-    def submit(batch: list[tuple]) -> None:
-        problems = [item for *_, item in batch if isinstance(item, Problem)]
-        if pool is None:
-            emit(batch, _load_batch(problems))
-            return
-        inflight.append((batch, pool.submit(_load_batch, problems)))
-        while len(inflight) > max_inflight:
-            b, fut = inflight.popleft()
-            emit(b, fut.result())
-
-    for subset, path, i, item in iter_parsed(files, opts.max_rows):
-        report.read(subset)
-        batch.append((subset, path, i, item))
-        if len(batch) >= opts.batch_rows:
-            submit(batch)
-            batch = []
-    if batch:
-        submit(batch)
-    while inflight:
-        b, fut = inflight.popleft()
-        emit(b, fut.result())
 
 
 def _progress(total: int, enabled: bool):
