@@ -1,0 +1,214 @@
+"""Evaluate a thinking reward model served behind an OpenAI-compatible ``/v1/chat/completions`` (vLLM).
+
+    python -m sophiavl.eval.trm pointwise --data data/trm/val-00000.parquet --base-url http://127.0.0.1:8000/v1 \\
+        [--model NAME] --out trm-pointwise.json
+    python -m sophiavl.eval.trm pairwise --src /data/VL-RewardBench | hf://MMInstruction/VL-RewardBench \\
+        --base-url http://127.0.0.1:8000/v1 [--tie half|wrong|exclude] [--samples K --temperature T] \\
+        --out trm-pairwise.json
+
+Every request goes through :class:`sophiavl.rewards.thinking_client.ThinkingJudge`, the client Trust-GRPO uses, so
+the model is asked with the training prompt, parsed by the same parser and counted the same way. A failed judgement
+is counted and excluded, never a score of 0. See docs/trm-evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES, ThinkingJudge
+from sophiavl.rewards.thinking_config import ThinkingRMConfig
+
+from .trm_bench import pairwise_report, pairwise_text, score_pairs
+from .trm_data import count_rows, find_test_parquet, read_pairs, read_pointwise
+from .trm_pairwise import TIE_RULES
+from .trm_pointwise import pointwise_report, pointwise_text, score_rows
+from .trm_run import Progress
+
+#: hub files fetched for ``--src hf://...`` (the benchmark's test split only)
+VLRB_PATTERNS = ["data/test-*.parquet"]
+
+
+def _judge_options(parser: argparse.ArgumentParser) -> None:
+    d = ThinkingRMConfig()
+    g = parser.add_argument_group("judge (as reward.thinking_rm.* in training)")
+    g.add_argument("--base-url", required=True, help="server: http://host:port, .../v1 or .../v1/chat/completions")
+    g.add_argument("--model", default=None, help="served model name (default: the first of the server's /v1/models)")
+    g.add_argument(
+        "--api-key-env",
+        default=d.api_key_env,
+        help=f"environment variable holding the API key, sent as a Bearer token (default {d.api_key_env})",
+    )
+    g.add_argument("--max-concurrency", type=int, default=d.max_concurrency, help="requests in flight at once")
+    g.add_argument("--timeout-s", type=float, default=d.timeout_s, help="limit of one HTTP attempt, seconds")
+    g.add_argument("--max-retries", type=int, default=d.max_retries, help="extra attempts on 5xx/429/timeouts")
+    g.add_argument("--backoff-s", type=float, default=d.backoff_s, help="first backoff between attempts, seconds")
+    g.add_argument("--backoff-max-s", type=float, default=d.backoff_max_s, help="longest backoff, seconds")
+    g.add_argument("--max-tokens", type=int, default=d.max_tokens, help="bound on the judge's reply, tokens")
+    g.add_argument(
+        "--constrain-output", action="store_true", help="ask vLLM for structured output <answer>0.x</answer>"
+    )
+    g.add_argument("--constrain-style", choices=CONSTRAIN_STYLES, default=d.constrain_style)
+    g.add_argument("--prompt-template", default=d.prompt_template, help="template file (default: the packaged one)")
+    o = parser.add_argument_group("output")
+    o.add_argument("--out", type=Path, required=True, help="report file (JSON)")
+    o.add_argument("--predictions", type=Path, default=None, help="also write one JSON line per row/pair here")
+    o.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows/pairs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (subcommands ``pointwise`` and ``pairwise``)."""
+    parser = argparse.ArgumentParser(prog="python -m sophiavl.eval.trm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pointwise", help="agreement with the labels of held-out TRM rows")
+    p.add_argument("--data", type=Path, required=True, help="held-out TRM parquet (e.g. data/trm/val-00000.parquet)")
+    _judge_options(p)
+    q = sub.add_parser("pairwise", help="VL-RewardBench accuracy from pointwise scores")
+    q.add_argument("--src", required=True, help="VL-RewardBench folder, its test parquet file, or hf://OWNER/NAME")
+    q.add_argument("--revision", default=None, help="hub revision for an hf:// source (branch, tag or commit)")
+    q.add_argument("--tie", choices=TIE_RULES, default="half", help="a tie counts 0.5, 0, or is excluded")
+    q.add_argument("--samples", type=int, default=1, help="K: scores asked per response; their mean is compared")
+    q.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0; K > 1 needs > 0)")
+    q.add_argument("--seed", type=int, default=None, help="sampling seed sent to the server (default: none)")
+    _judge_options(q)
+    return parser
+
+
+def make_judge(args: argparse.Namespace, samples: int = 1, temperature: float = 0.0, seed: int | None = None):
+    """The :class:`ThinkingJudge` the options describe."""
+    kwargs: dict[str, Any] = {}
+    if samples != 1 or seed is not None:  # K > 1 and seeds need the sampling-aware judge
+        kwargs.update(samples=samples, seed=seed)
+    return ThinkingJudge(
+        args.base_url,
+        args.model,
+        api_key_env=args.api_key_env or None,
+        max_concurrency=args.max_concurrency,
+        timeout_s=args.timeout_s,
+        max_retries=args.max_retries,
+        backoff_s=args.backoff_s,
+        backoff_max_s=args.backoff_max_s,
+        max_tokens=args.max_tokens,
+        temperature=temperature,
+        constrain_output=args.constrain_output,
+        constrain_style=args.constrain_style,
+        prompt_template=args.prompt_template,
+        **kwargs,
+    )
+
+
+def _limited(items, limit: int | None):
+    for i, item in enumerate(items):
+        if limit is not None and i >= limit:
+            return
+        yield item
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by ``None`` (strict JSON), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+async def _run(args: argparse.Namespace, judge: ThinkingJudge, data: Path) -> dict[str, Any]:
+    total = count_rows(data)
+    if args.limit is not None:
+        total = min(total, args.limit)
+    sink = open(args.predictions, "w", encoding="utf-8") if args.predictions else nullcontext(None)  # noqa: SIM115
+    async with judge:
+        with sink as predictions:
+            if args.command == "pointwise":
+                items = _limited(read_pointwise(data, judge.template), args.limit)
+                records = await score_rows(judge, items, Progress("pointwise", total), predictions)
+                return pointwise_report(records)
+            items = _limited(read_pairs(data), args.limit)
+            records = await score_pairs(judge, items, Progress("pairwise", total), predictions)
+            return pairwise_report(records, args.tie)
+
+
+def resolve_pairwise_data(src: str, revision: str | None) -> Path:
+    """The VL-RewardBench test parquet named by ``--src``: a parquet file, a folder holding ``data/test-*.parquet``
+    (or one ``test-*.parquet`` below it), or ``hf://OWNER/NAME`` resolved through the hub cache
+    (:func:`sophiavl.data_prep.hub.resolve_src`; ``HF_HUB_OFFLINE=1`` reads the cache only)."""
+    if src.endswith(".parquet") and not src.startswith("hf://"):
+        path = Path(src).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--src {src}: no such file")
+        return path
+    from sophiavl.data_prep.hub import resolve_src
+
+    return find_test_parquet(resolve_src(src, revision=revision, allow_patterns=VLRB_PATTERNS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns the exit status (0 ok, 1 nothing could be scored, 2 bad arguments or input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be >= 1")
+    try:
+        if args.command == "pointwise":
+            data = args.data
+            if not data.is_file():
+                raise FileNotFoundError(f"--data {data}: no such file")
+            judge = make_judge(args)
+        else:
+            temperature = 0.0 if args.temperature is None else args.temperature
+            if args.samples < 1:
+                raise ValueError(f"--samples must be >= 1, got {args.samples}")
+            if args.samples > 1 and temperature <= 0:
+                raise ValueError(f"--samples {args.samples} needs --temperature > 0 (greedy replies are identical)")
+            data = resolve_pairwise_data(args.src, args.revision)
+            judge = make_judge(args, args.samples, temperature, args.seed)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        report = asyncio.run(_run(args, judge, data))
+    except ValueError as exc:  # a file without the expected columns
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.monotonic() - started
+    report = {
+        "command": args.command,
+        "data": str(data),
+        **report,
+        "judge": {
+            "base_url": judge.url,
+            "model": judge.model,
+            "prompt_template": args.prompt_template or "packaged",
+            "temperature": judge.temperature,
+            "samples": getattr(judge, "samples", 1),
+            "constrain_output": judge.constrain_output,
+            "stats": judge.snapshot(),
+        },
+        "elapsed_s": elapsed,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(_clean(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    if args.command == "pointwise":
+        print(pointwise_text(report))
+    else:
+        print(pairwise_text(report, f"this TRM ({judge.model}, tie={args.tie}, K={args.samples})"))
+    print(f"report written to {args.out} ({elapsed:.1f} s)")
+    if report["n"] == 0 and report.get("rows", report.get("pairs")):
+        print("error: no row could be scored (see failure_kinds in the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Pairwise evaluation on VL-RewardBench: both responses of every pair scored alone by the served TRM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import IO, Any
+
+from sophiavl.rewards.thinking_client import Judgement, ThinkingJudge
+
+from .trm_data import PairItem
+from .trm_pairwise import PairScore, pairwise_summary, source_of, table3
+from .trm_run import Progress, bounded_map, failure_kind
+
+#: At most this many failed pairs are listed (with their reason) in the report.
+MAX_FAILURE_EXAMPLES = 20
+
+
+def _failed_samples(judgement: Judgement) -> int:
+    return sum(s is None for s in judgement.scores) if judgement.scores else int(judgement.score is None)
+
+
+async def score_pairs(
+    judge: ThinkingJudge,
+    items: Iterable[PairItem],
+    progress: Progress,
+    predictions: IO[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Asks ``judge`` about both responses of every usable pair (each alone, with the pair's query and image; with
+    ``judge.samples`` = K each response's score is the mean of its K sample scores). Returns one record per pair in
+    row order: ``index``, ``id``, ``source``, ``better``, ``means`` (``None`` when failed), ``samples_failed`` (samples
+    without a score, excluded from the means), ``kind`` (``""`` or the failure kind) and ``detail``.
+
+    A pair fails when either response gets no score at all (``bad_row`` when the row could not be read); it is then
+    excluded from every accuracy, never counted as a loss or a tie.
+    """
+
+    async def one(item: PairItem) -> dict[str, Any]:
+        record = {"index": item.index, "id": item.item_id, "source": source_of(item.item_id), "better": item.better}
+        if item.error:
+            return {**record, "means": None, "samples_failed": 0, "kind": "bad_row", "detail": item.error}
+        judgements = await asyncio.gather(*(judge.judge(item.query, r, item.image) for r in item.responses))
+        failed_samples = sum(_failed_samples(j) for j in judgements)
+        for j in judgements:
+            if j.score is None:
+                return {
+                    **record,
+                    "means": None,
+                    "samples_failed": failed_samples,
+                    "kind": failure_kind(j),
+                    "detail": j.detail,
+                }
+        means = [j.score for j in judgements]
+        return {**record, "means": means, "samples_failed": failed_samples, "kind": "", "detail": ""}
+
+    records = []
+    async for _, record in bounded_map(items, one, limit=max(1, judge.max_concurrency // 2)):
+        records.append(record)
+        progress.update(bool(record["kind"]))
+        if predictions is not None:
+            predictions.write(json.dumps(record) + "\n")
+    progress.close()
+    return sorted(records, key=lambda r: r["index"])
+
+
+def pairwise_report(records: list[dict[str, Any]], tie: str) -> dict[str, Any]:
+    """The report of :func:`score_pairs`'s records under the tie rule ``tie``: ``pairs`` (rows read), ``n`` (pairs
+    judged), ``failures`` and ``failure_kinds`` (pairs excluded because a response got no score, or the row was
+    unusable), ``samples_failed``, ``tie_rule``, ``ties``, ``tie_rate`` (% of ``n``), ``counted`` (pairs in the
+    denominator), ``overall``, ``macro`` and ``groups.<name>.accuracy`` (all %), and ``sources``."""
+    judged = [PairScore(r["id"], r["better"], tuple(r["means"])) for r in records if not r["kind"]]
+    failed = [r for r in records if r["kind"]]
+    summary = pairwise_summary(judged, tie)
+    return {
+        "pairs": len(records),
+        **summary,
+        "tie_rule": tie,
+        "failures": len(failed),
+        "failure_kinds": dict(sorted(Counter(r["kind"] for r in failed).items())),
+        "samples_failed": sum(r["samples_failed"] for r in records),
+        "failure_examples": [
+            {k: r[k] for k in ("index", "id", "source", "kind", "detail")} for r in failed[:MAX_FAILURE_EXAMPLES]
+        ],
+    }
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def pairwise_text(report: dict[str, Any], label: str) -> str:
+    """A human-readable summary of :func:`pairwise_report`'s output, with the paper's Table 3 rows above ours."""
+    kinds = ", ".join(f"{k}: {v}" for k, v in report["failure_kinds"].items())
+    lines = [
+        f"TRM pairwise (VL-RewardBench): {report['pairs']} pairs, {report['n']} judged, {report['failures']} failed"
+        + (f" ({kinds})" if kinds else ""),
+        f"  ties: {report['ties']} ({_num(report['tie_rate'])}% of judged pairs), rule '{report['tie_rule']}'; "
+        f"{report['counted']} pairs in the denominator",
+    ]
+    for group, block in report["groups"].items():
+        lines.append(
+            f"  {group:<13} accuracy {_num(block['accuracy']):>5}%  n {block['n']:>4}  ties {block['ties']:>4}"
+        )
+    lines.append(f"  overall {_num(report['overall'])}%  macro {_num(report['macro'])}%")
+    lines.append("")
+    lines.append(table3(report, label))
+    return "\n".join(lines)
