@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # CPU torch from this machine's local wheel store; GPU users install the `gpu` extra instead (README).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install test lint bench prepare-data clean e2e-venv demo
+.PHONY: install test lint bench prepare-data prepare-trm-data clean e2e-venv demo
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,14 @@ DATA_OUT ?= data/sophiavl
 SAMPLE_VAL_SIZE ?= 16
 prepare-data: install
 	$(PY) -m sophiavl.data_prep.sophiavl_130k --out $(DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
+
+# Thinking-156k -> SFT parquet for the thinking reward model (docs/data-trm.md): the embedded sample (no SRC) or the
+# dataset (SRC=/data/SophiaVL-R1-Thinking-156k, or SRC=hf://bunny127/SophiaVL-R1-Thinking-156k [REVISION=...]);
+# output in DATA_OUT when given, else data/trm; more converter flags through PREP_ARGS.
+TRM_DATA_OUT = $(if $(filter command line environment,$(origin DATA_OUT)),$(DATA_OUT),data/trm)
+TRM_SAMPLE_VAL_SIZE ?= 12
+prepare-trm-data: install
+	$(PY) -m sophiavl.data_prep.thinking_156k --out $(TRM_DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(TRM_SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check recipes rewards data_prep tests
