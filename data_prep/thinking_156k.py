@@ -1,0 +1,161 @@
+"""Command line: SophiaVL-R1-Thinking-156k (or the embedded sample) -> verl SFT parquet for the thinking reward model.
+
+    python -m sophiavl.data_prep.thinking_156k --src DIR|hf://OWNER/NAME --out DIR [--revision REV]
+        [--val-size 1000] [--max-rows N] [--images embed|path] [--shard-rows N] [--workers N]
+        [--max-reject-rate 0.05] [--max-pixels N] [--shared-image-limit 32] [--field ROLE=NAME ...]
+
+Exit status: 0 done; 1 more rows rejected than ``--max-reject-rate`` allows (everything, report included, is
+written); 2 the input cannot be converted (bad option values, an unusable source, no record files or no records in
+them, malformed JSON, a record file without a question, response or score field; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .convert import ConvertError
+from .schema import IMAGE_MODES
+from .thinking_convert import TrmOptions, convert_trm
+from .thinking_fields import CANDIDATES, FieldError, parse_field_overrides
+
+SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "trm_data"
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrmOptions)}  # one source for the defaults
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    roles = "; ".join(f"{role}: {', '.join(names)}" for role, names in CANDIDATES.items())
+    ap = argparse.ArgumentParser(
+        prog="python -m sophiavl.data_prep.thinking_156k",
+        description="Convert SophiaVL-R1-Thinking-156k (record files *.json/*.jsonl at the root or under json/, "
+        "images unpacked or in *.zip archives at the root) into verl's SFT parquet for the thinking reward "
+        "model: <out>/train-NNNNN.parquet, val-NNNNN.parquet, report.json, rejects.jsonl.",
+    )
+    ap.add_argument(
+        "--src",
+        default=str(SAMPLE_ROOT),
+        help="dataset root, or a hub dataset hf://OWNER/NAME, downloaded (resumable, only record files, archives "
+        "and images) into the hub cache first (default: the embedded sample)",
+    )
+    ap.add_argument("--revision", default=None, help="hub sources only: branch, tag or commit to pin (default main)")
+    ap.add_argument("--out", required=True, help="output folder (created; earlier train-/val-*.parquet replaced)")
+    ap.add_argument(
+        "--val-size",
+        type=int,
+        metavar="N",
+        default=_DEFAULTS["val_size"],
+        help="at most N rows in the validation split, chosen by a hash of <record file>/<id> among valid rows; "
+        "rows rejected for their image file leave fewer (default %(default)s)",
+    )
+    ap.add_argument("--max-rows", type=int, default=None, help="read at most N records in total (default all)")
+    ap.add_argument(
+        "--images",
+        choices=IMAGE_MODES,
+        default=_DEFAULTS["images"],
+        help="embed: original file bytes in the parquet (default); path: absolute paths to unpacked files",
+    )
+    ap.add_argument(
+        "--shard-rows", type=int, default=_DEFAULTS["shard_rows"], help="rows per parquet shard (default %(default)s)"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=_DEFAULTS["workers"], help="processes reading and checking images (default 1)"
+    )
+    ap.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=_DEFAULTS["max_reject_rate"],
+        help="exit 1 when rejected/read exceeds this share, after writing everything (default %(default)s)",
+    )
+    ap.add_argument("--max-pixels", type=int, default=_DEFAULTS["max_pixels"], help="reject images above W*H pixels")
+    ap.add_argument(
+        "--max-image-bytes", type=int, default=_DEFAULTS["max_image_bytes"], help="reject image files above this"
+    )
+    ap.add_argument(
+        "--shared-image-limit",
+        type=int,
+        metavar="N",
+        default=_DEFAULTS["shared_image_limit"],
+        help="reject the rows of an image used by more than N distinct questions (default %(default)s)",
+    )
+    ap.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="ROLE=NAME",
+        help=f"the record key of a role, instead of auto-detection (repeatable). Auto-detected, first match wins: "
+        f"{roles}",
+    )
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def parse_args(argv: list[str] | None = None) -> TrmOptions:
+    """Parses the command line into :class:`~sophiavl.data_prep.thinking_convert.TrmOptions`; exits with status 2
+    (argparse's) on a bad ``--field``."""
+    ap = _build_parser()
+    a = ap.parse_args(argv)
+    try:
+        fields = parse_field_overrides(a.field)
+    except FieldError as e:
+        ap.error(str(e))
+    return TrmOptions(
+        src=a.src,
+        out=a.out,
+        revision=a.revision,
+        val_size=a.val_size,
+        max_rows=a.max_rows,
+        images=a.images,
+        shard_rows=a.shard_rows,
+        workers=a.workers,
+        max_reject_rate=a.max_reject_rate,
+        max_pixels=a.max_pixels,
+        max_image_bytes=a.max_image_bytes,
+        shared_image_limit=a.shared_image_limit,
+        fields=fields,
+        progress=not a.no_progress,
+    )
+
+
+def summary(report: dict, out: str) -> str:
+    """A few human-readable lines about a finished run."""
+    w, r, t = report["rows_written"], report["rows_rejected"], report["text_only"]
+    lines = [
+        f"read {report['rows_read']} rows in {report['elapsed_s']:.1f} s ({report['rows_per_s']} rows/s)",
+        f"written: {w['total']} (train {w['train']}, val {w['val']}) in "
+        f"{sum(len(v) for v in report['shards'].values())} shard(s), {report['images_written']} images, "
+        f"{t['total']} text-only ({100 * t['share']:.1f}%)",
+        f"rejected: {r['total']} ({100 * report['reject_rate']:.2f}%, limit {100 * report['max_reject_rate']:.2f}%)",
+    ]
+    lines += [f"  {reason}: {n}" for reason, n in r["by_reason"].items()]
+    sharing = report["image_sharing"]
+    if sharing["images_over_limit"]:
+        worst = sharing["worst"][0]
+        lines.append(
+            f"images shared by more than {sharing['limit']} questions: {sharing['images_over_limit']} "
+            f"(worst {worst['path']}: {worst['distinct_questions']} questions)"
+        )
+    for name, fields in report["fields"].items():
+        used = ", ".join(f"{role}={key}" for role, key in (fields or {}).items() if key)
+        lines.append(f"fields of {name}: {used or '(no records read)'}")
+    lines.append(f"report: {Path(out) / 'report.json'}; rejects: {Path(out) / 'rejects.jsonl'}")
+    if report["status"] != "ok":
+        lines.append(f"FAILED: reject rate {report['reject_rate']:.4f} exceeds --max-reject-rate")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command; returns the exit status (0, 1 or 2, see the module docstring)."""
+    opts = parse_args(argv)
+    try:
+        report = convert_trm(opts)
+    except ConvertError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary(report, opts.out))
+    return 0 if report["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
