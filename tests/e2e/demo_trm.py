@@ -1,0 +1,318 @@
+"""`make demo-trm`: the thinking reward model (TRM) trained with verl 0.9.1's SFT trainer on a CPU-only machine,
+then served by vLLM and asked for a score.
+
+Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
+
+    .venv-e2e/bin/python tests/e2e/demo_trm.py [--steps 8] [--rows 8] [--batch 4] [--timeout 900] [--deadline S] \
+        [--workdir data/e2e-trm] [HYDRA_OVERRIDE ...]
+
+What it does, in order:
+  1. prepares the embedded Thinking-156k sample (the command `make prepare-trm-data` runs) into WORKDIR/trm;
+  2. builds a tiny random Qwen2.5-VL with its processor, offline (tests/e2e/build_tiny_models.py; its `judge`
+     model is the TRM's base);
+  3. trains it: `torchrun --standalone --nproc-per-node=1 -m verl.trainer.sft_trainer +recipe=sophiavl_trm
+     <CPU and tiny-size overrides>` on the first --rows training rows (text-only and image rows mixed, through
+     our TRMSFTDataset), --steps optimizer steps, saving the Hugging Face model (global_step_N/huggingface);
+  4. serves that saved model with a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
+  5. scores one validation row through the project's ThinkingJudge client (the prompt the TRM was trained on,
+     structured output `<answer>0.x</answer>`);
+  6. stops every process it started (reusing demo.py's process-group and marker-variable clean-up), also on
+     failure, Ctrl-C or timeout;
+  7. prints the per-step training loss (verl's file logger, metrics.jsonl), the validation loss and the score the
+     served TRM gave, and writes WORKDIR/summary.json.
+
+Exit status: 0 when training exited 0, logged every step, saved the HF model, and the served TRM returned a score;
+otherwise non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+TORCHRUN = str(Path(PY).parent / "torchrun")
+
+
+def _load_demo_module():
+    """tests/e2e/demo.py, loaded by path: its process handling, judge server start and env are reused here."""
+    spec = importlib.util.spec_from_file_location("sophiavl_e2e_demo", HERE / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load_demo_module()
+MARKER = demo.MARKER
+
+
+def log(msg: str) -> None:
+    print(f"[demo-trm {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def training_command(args, data_dir: Path, base_model: Path, ckpt_dir: Path) -> list[str]:
+    overrides = [
+        "+recipe=sophiavl_trm",
+        # data: the prepared sample, its first rows (verl keeps the first N rows: text-only and image rows mixed)
+        f"data.train_files={data_dir / 'train-00000.parquet'}",
+        f"data.val_files={data_dir / 'val-00000.parquet'}",
+        f"data.train_max_samples={args.rows}",
+        f"data.val_max_samples={args.batch}",  # one validation batch (verl's val loader drops a partial batch)
+        f"data.train_batch_size={args.batch}",
+        "data.num_workers=0",  # no forked loader processes on 2 cores
+        f"data.max_token_len_per_gpu={args.max_length * 2}",
+        f"data.max_length={args.max_length}",
+        # model: the tiny Qwen2.5-VL, plain attention (no FlashAttention on CPU)
+        f"model.path={base_model}",
+        "+model.override_config.attn_implementation=sdpa",  # gets past: FlashAttention2 requested
+        "model.use_remove_padding=False",  # same: remove-padding patches Qwen2.5-VL attention to flash-attn varlen
+        "model.enable_gradient_checkpointing=False",  # no error fix: nothing to save at this size, only time
+        # engine: FSDP2 (fsdp1 fails with "Cannot access accelerator device"), fp32 (no error fix: the dtype the tiny
+        # model is saved in and vLLM serves), no torch.compile (no error fix: inductor's C++ build costs tens of s)
+        "engine.strategy=fsdp2",
+        "+engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
+        "engine.use_torch_compile=False",
+        # optimiser: a random tiny model must visibly fit a few rows in a few steps, so a large learning rate
+        f"optim.lr={args.lr}",
+        "optim.lr_warmup_steps_ratio=0",
+        # trainer: CPU, a fixed number of steps (the recipe's epochs are for the real data), metrics to a file too
+        "trainer.device=cpu",
+        f"trainer.total_training_steps={args.steps}",
+        f"trainer.total_epochs={args.steps}",  # an upper bound: the loop stops at total_training_steps
+        "trainer.logger=[console,file]",
+        f"trainer.default_local_dir={ckpt_dir}",
+        "trainer.experiment_name=cpu_demo",
+    ]
+    return [TORCHRUN, "--standalone", "--nproc-per-node=1", "-m", "verl.trainer.sft_trainer", *overrides,
+            *args.overrides]  # fmt: skip
+
+
+def first_val_row(data_dir: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(data_dir / "val-00000.parquet").to_pylist()
+    for row in rows:  # an image row when there is one: the served TRM then sees an image too
+        if row["images"]:
+            return row
+    return rows[0]
+
+
+def question_and_response(user_text: str, template) -> tuple[str, str]:
+    """The question and response a converted row's user text was rendered from (its template's inverse)."""
+    import re
+
+    text = user_text.replace("<image>", "")
+    parts = re.split(r"(\{question\}|\{response\})", template.user)
+    pattern = "".join(
+        {"{question}": "(?P<question>.*)", "{response}": "(?P<response>.*)"}.get(p, re.escape(p)) for p in parts
+    )
+    match = re.fullmatch(pattern.rstrip("\\\n") + r"\s*", text, flags=re.DOTALL)
+    if match is None:
+        raise SystemExit("a validation row's user text does not follow the judge's prompt template")
+    return match.group("question"), match.group("response")
+
+
+def row_image(row: dict) -> bytes | None:
+    if not row["images"]:
+        return None
+    image = row["images"][0]
+    if image.get("bytes"):
+        return image["bytes"]
+    return Path(image["image"]).read_bytes()
+
+
+async def score_row(base_url: str, row: dict) -> dict:
+    from sophiavl.rewards.thinking_client import ThinkingJudge
+
+    judge = ThinkingJudge(
+        base_url, model="thinking-rm", constrain_output=True, max_tokens=16, timeout_s=120, max_retries=1
+    )
+    try:
+        user = next(m["content"] for m in row["messages"] if m["role"] == "user")
+        question, response = question_and_response(user, judge.template)
+        result = await judge.judge(question, response, row_image(row))
+    finally:
+        await judge.aclose()
+    label = next(m["content"] for m in row["messages"] if m["role"] == "assistant")
+    return {"score": result.score, "error": result.error, "reply": result.reply, "label": label,
+            "row_id": row["extra_info"]["id"], "has_image": bool(row["images"])}  # fmt: skip
+
+
+def print_summary(steps: list[dict], served: dict | None, wall_s: float) -> None:
+    print("\n=== SophiaVL-R1 TRM CPU demo: per-step summary ===")
+    print(f"{'step':>4}  {'train/loss':>10}  {'val/loss':>8}  {'lr':>9}  {'tokens':>6}")
+    for s in steps:
+        print(f"{s['step']:>4}  {demo.fmt(s.get('train/loss')):>10}  {demo.fmt(s.get('val/loss')):>8}  "
+              f"{s.get('train/lr', float('nan')):>9.2e}  {demo.fmt(s.get('train/global_tokens')):>6}")  # fmt: skip
+    if served:
+        print(f"served TRM on validation row {served['row_id']} (image: {served['has_image']}): "
+              f"score {served['score']} (reply {served['reply']!r}; label {served['label']!r})")  # fmt: skip
+    print(f"wall time: {wall_s:.0f} s\n", flush=True)
+
+
+def merge_steps(records: list[dict]) -> list[dict]:
+    """verl logs train and val metrics of one step as two records: one dict per step."""
+    by_step: dict[int, dict] = {}
+    for r in records:
+        by_step.setdefault(r["step"], {}).update(r)
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="SophiaVL-R1's TRM on CPU: SFT, serve, score")
+    parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e-trm")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=8, help="training rows used (the first N)")
+    parser.add_argument("--batch", type=int, default=4, help="rows per step (data.train_batch_size)")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--max-length", type=int, default=8192)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds for the training run")
+    parser.add_argument("--deadline", type=float, help="seconds for all stages together")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for sft_trainer (they win)")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    run_id = uuid.uuid4().hex[:12]
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json"):
+        (work / name).unlink(missing_ok=True)
+    ckpt = work / "ckpt"
+    shutil.rmtree(ckpt, ignore_errors=True)  # the recipe's resume_mode=auto would resume an old run
+    metrics_path = work / "metrics.jsonl"
+    deadline = demo.Deadline(args.deadline)
+    step_env = demo.base_env(run_id)
+    env = demo.training_env(step_env, metrics_path)
+
+    signal.signal(signal.SIGTERM, demo._interrupt)
+    judge = trainer = port = None
+    rc, served, hf_dir, left = 1, None, None, []
+    try:
+        log("1/5 preparing the embedded Thinking-156k sample (make prepare-trm-data)")
+        data_dir = work / "trm"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        run_step_prepare(data_dir, step_env, deadline)
+
+        log("2/5 building a tiny random Qwen2.5-VL with its processor (offline)")
+        demo.run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models")], step_env, deadline.cap(300))
+
+        cmd = training_command(args, data_dir, work / "models" / "judge", ckpt)
+        timeout = deadline.cap(args.timeout)
+        log(f"3/5 training: torchrun -m verl.trainer.sft_trainer +recipe=sophiavl_trm ... "
+            f"(log: {work / 'train.log'}, timeout {timeout:.0f} s)")  # fmt: skip
+        (work / "command.txt").write_text(" ".join(cmd) + "\n")
+        trainer = subprocess.Popen(
+            cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        demo.pump(trainer.stdout, work / "train.log", echo=not os.environ.get("DEMO_QUIET"))
+        try:
+            rc = trainer.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"training did not finish within {timeout:.0f} s: stopping it")
+            rc = 124
+        if rc != 0:
+            tail = (work / "train.log").read_text(errors="replace").splitlines()[-60:]
+            raise SystemExit(f"training exited {rc}; last lines of {work / 'train.log'}:\n" + "\n".join(tail))
+        hf_dir = ckpt / f"global_step_{args.steps}" / "huggingface"
+        if not (hf_dir / "config.json").exists():
+            raise SystemExit(f"training saved no Hugging Face model at {hf_dir}")
+
+        port = demo.free_port()
+        base = f"http://127.0.0.1:{port}"
+        log(f"4/5 serving the trained TRM {hf_dir.relative_to(work)}: vLLM (CPU) OpenAI server on {base}")
+        judge = demo.start_judge(hf_dir, port, step_env, work / "judge.log")
+        demo.wait_ready(judge, f"{base}/v1/models", deadline.cap(600), work / "judge.log")
+
+        log("5/5 scoring one validation row through ThinkingJudge (structured output)")
+        served = asyncio.run(asyncio.wait_for(score_row(f"{base}/v1", first_val_row(data_dir)), deadline.cap(300)))
+        rc = 0 if served["score"] is not None else 1
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        rc = 130
+    except SystemExit as exc:
+        log(str(exc))
+        rc = rc if rc not in (0, None) else 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for proc in (trainer, judge):
+            if proc is not None:
+                demo.kill_group(proc)
+        left = demo.kill_marked(run_id)
+        if left:
+            log(f"killed {len(left)} leftover process(es) of this run: {left}")
+
+    steps = merge_steps(demo.read_metrics(metrics_path))
+    wall = time.time() - start
+    print_summary(steps, served, wall)
+    summary = {
+        "exit_status": rc,
+        "run_id": run_id,
+        "marker": MARKER,
+        "steps": steps,
+        "hf_model": str(hf_dir) if hf_dir else None,
+        "served": served,
+        "judge_port": port,
+        "leftover_pids_killed": left,
+        "wall_s": wall,
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    if rc == 0 and len([s for s in steps if "train/loss" in s]) < args.steps:
+        log(f"training exited 0 but logged fewer than {args.steps} steps")
+        rc = 1
+    log(f"done: exit status {rc}; summary in {work / 'summary.json'}")
+    return rc
+
+
+def run_step_prepare(data_dir: Path, env: dict, deadline) -> None:
+    # STOPGAP until the Thinking-156k converter lands: rows in its schema.
+    demo.run_step([PY, __file__, "--make-rows", str(data_dir)], env, deadline.cap(300))
+
+
+def make_rows(out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from sophiavl.rewards.thinking_prompt import load_template
+
+    t = load_template()
+
+    def png(c):
+        b = io.BytesIO()
+        Image.new("RGB", (56, 56), c).save(b, "PNG")
+        return b.getvalue()
+
+    rows = []
+    for i in range(16):
+        img = i % 3 != 0
+        q = f"What is {i} + {i}?"
+        r = f"<think> {i} plus {i} is {2 * i}. </think><answer>{2 * i}</answer>"
+        score = round((i % 11) / 10, 1)
+        user = t.render(q, r) + ("<image>" if img else "")
+        rows.append({"messages": [{"role": "system", "content": t.system}, {"role": "user", "content": user},
+                                  {"role": "assistant", "content": f"<answer>{score}</answer>"}],
+                     "images": [{"bytes": png((20 * i, 100, 200))}] if img else [],
+                     "extra_info": {"split": "train", "index": i, "id": f"r{i}", "data_source": "x", "score": score}})  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows[:10]), out / "train-00000.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[10:]), out / "val-00000.parquet")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--make-rows":
+        make_rows(Path(sys.argv[2]))
+        sys.exit(0)
+    sys.exit(main())
