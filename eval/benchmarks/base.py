@@ -1,0 +1,122 @@
+"""What every benchmark module provides, and the helpers they share (rejections, images, scored rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sophiavl.data_prep.imagecheck import ImageRejected, probe_image
+from sophiavl.eval.schema import EvalItem
+
+#: every reason a hub row is not converted
+REASONS = (
+    "missing_id",
+    "duplicate_id",
+    "empty_question",
+    "missing_answer",
+    "bad_options",
+    "answer_not_an_option",
+    "unknown_question_type",
+    "unknown_category",
+    "image_missing",
+    "image_unreadable",
+    "image_too_large",
+)
+
+
+class Rejected(ValueError):
+    """A hub row that cannot be converted; ``reason`` is one of :data:`REASONS`, ``detail`` is for people."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        assert reason in REASONS, reason
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclass(frozen=True)
+class ScoredRow:
+    """One prepared row after scoring: ``correct`` in {0.0, 1.0}; ``answer_format`` whether the response used
+    ``<answer>`` tags; ``missing`` when no response was found for it (then ``correct`` is 0). The other fields are
+    the row's ``extra_info`` grouping keys (``None`` where the benchmark has none)."""
+
+    benchmark: str
+    id: str
+    correct: float
+    answer_format: bool = False
+    missing: bool = False
+    group: str | None = None
+    version: str | None = None
+    category: str | None = None
+    subcategory: str | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A benchmark's numbers as the paper reports them: ``score`` the headline (``unit`` ``"%"`` for accuracies,
+    ``"points"`` for MME), ``sub_scores`` the named parts (same unit unless the name says otherwise)."""
+
+    score: float
+    unit: str
+    sub_scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: where its hub data lives, how a hub row converts, how a response scores, how rows aggregate.
+
+    ``id_column`` is ``None`` when the benchmark has no unique id (the row's position in the split is used).
+    ``convert(row)`` returns an :class:`EvalItem` whose ``id`` may be empty (filled by the caller) or raises
+    :class:`Rejected`. ``score(answer, ground_truth, extra_info)`` takes the extracted answer text and returns 0.0
+    or 1.0. ``aggregate(rows)`` turns the benchmark's scored rows into an :class:`Aggregate`.
+    """
+
+    name: str
+    hub_id: str
+    config: str | None
+    split: str
+    id_column: str | None
+    convert: Callable[[Mapping[str, Any]], EvalItem]
+    score: Callable[[str, str, Mapping[str, Any]], float]
+    aggregate: Callable[[list[ScoredRow]], Aggregate]
+    how: str  # one sentence: how the headline number is computed
+
+
+def image_bytes(value: Any, column: str) -> bytes:
+    """The original bytes of a ``datasets`` Image cell (``{"bytes": ..., "path": ...}``), checked to be an image.
+
+    Raises :class:`Rejected`: ``image_missing`` (null cell or no bytes), ``image_unreadable``, ``image_too_large``.
+    """
+    data = value.get("bytes") if isinstance(value, Mapping) else value if isinstance(value, bytes) else None
+    if not data:
+        raise Rejected("image_missing", f"column {column!r} has no image bytes")
+    try:
+        probe_image(data)
+    except ImageRejected as e:
+        raise Rejected(e.reason, f"column {column!r}: {e.detail}") from None
+    return bytes(data)
+
+
+def text(row: Mapping[str, Any], column: str) -> str:
+    """``row[column]`` as stripped text; ``None`` and missing columns give ``""``."""
+    value = row.get(column)
+    return "" if value is None else str(value).strip()
+
+
+def accuracy(rows: list[ScoredRow]) -> float:
+    """100 * mean of ``correct`` over ``rows``; 0.0 for none."""
+    return 100.0 * sum(r.correct for r in rows) / len(rows) if rows else 0.0
+
+
+def accuracy_by(rows: list[ScoredRow], key: Callable[[ScoredRow], list[str]]) -> dict[str, float]:
+    """Accuracy (%) per label; ``key(row)`` gives the row's labels (a row may count for several, none for none)."""
+    buckets: dict[str, list[ScoredRow]] = {}
+    for r in rows:
+        for label in key(r):
+            buckets.setdefault(label, []).append(r)
+    return {label: accuracy(b) for label, b in sorted(buckets.items())}
+
+
+def one(value: str | None) -> list[str]:
+    """``[value]``, or ``[]`` for ``None``/``""``: the usual ``key`` for :func:`accuracy_by`."""
+    return [value] if value else []

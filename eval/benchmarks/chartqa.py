@@ -1,0 +1,95 @@
+"""ChartQA test (``HuggingFaceM4/ChartQA``: ``query``, ``label`` list, ``human_or_machine``; or ``lmms-lab/ChartQA``:
+``question``, ``answer``, ``type``): 2,500 rows, no ids (the row's position in the split is its id).
+
+Scoring: **relaxed accuracy**, ChartQA's official metric (:func:`relaxed_correct`), best over the gold labels.
+Aggregation: accuracy (%) over all rows (human and augmented together, as the paper reports it), with the two parts
+as ``part/human`` and ``part/augmented``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import text as cell
+from sophiavl.eval.schema import EvalItem
+
+#: the official tolerance: a numeric answer within 5 % of the gold value (relative) is right
+RELATIVE_TOLERANCE = 0.05
+_PARTS = {
+    "0": "human",
+    "1": "augmented",
+    "human_test": "human",
+    "augmented_test": "augmented",
+    "human": "human",
+    "augmented": "augmented",
+    "machine": "augmented",
+}
+
+
+def _as_float(text: str) -> float | None:
+    """The official conversion: ``float(text)``, with a trailing ``%`` meaning "divide by 100"; else ``None``."""
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100.0
+        return float(text)
+    except ValueError:
+        return None
+
+
+def relaxed_correct(prediction: str, target: str) -> bool:
+    """ChartQA's relaxed accuracy for one gold label: when both parse as numbers and the gold is not 0, right iff
+    ``|pred - gold| / |gold| <= 0.05``; otherwise right iff equal ignoring case (both stripped). Note the official
+    quirks kept here: ``"12%"`` is 0.12 (so it does not match a gold ``"12"``) and thousands separators are not
+    understood (``"1,000"`` is text)."""
+    prediction, target = prediction.strip(), target.strip()
+    p, t = _as_float(prediction), _as_float(target)
+    if p is not None and t is not None and t != 0:
+        return abs(p - t) / abs(t) <= RELATIVE_TOLERANCE
+    return prediction.lower() == target.lower()
+
+
+def convert(row: Mapping[str, Any]) -> EvalItem:
+    question = cell(row, "query") or cell(row, "question")
+    if not question:
+        raise Rejected("empty_question")
+    labels = row.get("label")
+    if labels is None:
+        labels = [row.get("answer")] if row.get("answer") is not None else []
+    labels = [str(x).strip() for x in (labels if isinstance(labels, list) else [labels]) if str(x).strip()]
+    if not labels:
+        raise Rejected("missing_answer")
+    part = cell(row, "human_or_machine") or cell(row, "type")
+    return EvalItem(
+        id="",
+        question=question,
+        ground_truth=labels[0],
+        problem_type="short answer",
+        answers=labels,
+        images=[image_bytes(row.get("image"), "image")],
+        category=_PARTS.get(part, part or None),
+    )
+
+
+def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
+    labels = list(extra.get("answers") or [ground_truth])
+    return float(any(relaxed_correct(answer, label) for label in labels))
+
+
+def aggregate(rows: list[ScoredRow]) -> Aggregate:
+    subs = {f"part/{k}": v for k, v in accuracy_by(rows, lambda r: [r.category] if r.category else []).items()}
+    return Aggregate(accuracy(rows), "%", subs)
+
+
+BENCHMARK = Benchmark(
+    name="chartqa",
+    hub_id="HuggingFaceM4/ChartQA",
+    config=None,
+    split="test",
+    id_column=None,
+    convert=convert,
+    score=score,
+    aggregate=aggregate,
+    how="relaxed accuracy (%): numbers within 5 % of a gold label, else case-insensitive exact match",
+)

@@ -1,0 +1,95 @@
+"""``python -m sophiavl.eval.score``: score any engine's responses against the prepared benchmark files.
+
+    python -m sophiavl.eval.score --data data/eval --predictions preds.jsonl --out report.json
+
+``preds.jsonl`` has one JSON object per line: ``{"benchmark": "mathvista", "id": "12", "response": "..."}`` (``id``
+as in the prepared row's ``extra_info.id``; numbers are accepted and compared as text). Every prepared row of each
+benchmark named in the predictions (or of ``--benchmarks``) is scored; a row without a prediction counts as wrong
+and is reported under ``missing``. A prediction for a row that was not prepared, or a second prediction for the
+same row, is an error (exit status 2). Writes ``report.json`` and prints the markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sophiavl.eval.benchmarks import ScoredRow
+from sophiavl.eval.compute_score import score_response
+from sophiavl.eval.results import build_report, load_prepared, markdown_table, missing_row, write_report
+
+
+def read_predictions(path: Path | str) -> dict[tuple[str, str], str]:
+    """``(benchmark, id) -> response`` from a JSON-lines file; ``ValueError`` naming the line for a malformed line
+    or a duplicate row. Blank lines are skipped."""
+    out: dict[tuple[str, str], str] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                key = (str(obj["benchmark"]), str(obj["id"]))
+                response = obj["response"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a {{benchmark, id, response}} object ({e})") from None
+            if key in out:
+                raise ValueError(f"{path}:{n}: a second prediction for {key[0]} id {key[1]}")
+            out[key] = "" if response is None else str(response)
+    return out
+
+
+def score_predictions(
+    data: Path | str, predictions: dict[tuple[str, str], str], benchmarks: list[str] | None = None
+) -> list[ScoredRow]:
+    """Scores every prepared row of the benchmarks (default: those named in ``predictions``) with its prediction;
+    rows without one become missing (wrong). ``ValueError`` for predictions of rows that were not prepared."""
+    names = benchmarks or sorted({b for b, _ in predictions})
+    prepared = load_prepared(data, names)
+    unknown = sorted(k for k in predictions if k not in prepared)
+    if unknown:
+        shown = ", ".join(f"{b}/{i}" for b, i in unknown[:5])
+        raise ValueError(f"{len(unknown)} predictions name rows that are not in the prepared data: {shown}")
+    rows = []
+    for key, row in prepared.items():
+        if key not in predictions:
+            rows.append(missing_row(key, row["extra_info"]))
+            continue
+        s = score_response(predictions[key], row["ground_truth"], row["extra_info"])
+        rows.append(
+            ScoredRow(
+                benchmark=key[0],
+                id=key[1],
+                correct=s["acc"],
+                answer_format=s["answer_format"] == 1.0,
+                group=s["group"] or None,
+                version=s["version"] or None,
+                category=s["category"] or None,
+                subcategory=s["subcategory"] or None,
+            )
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="score predictions ({benchmark, id, response} lines)")
+    parser.add_argument("--data", required=True, help="folder of the prepared <benchmark>.parquet files")
+    parser.add_argument("--predictions", required=True, help="JSON lines: {benchmark, id, response}")
+    parser.add_argument("--out", required=True, help="report.json to write")
+    parser.add_argument("--benchmarks", nargs="*", help="benchmarks to report (default: those predicted)")
+    args = parser.parse_args(argv)
+    try:
+        rows = score_predictions(args.data, read_predictions(args.predictions), args.benchmarks)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = build_report(rows, {"kind": "predictions", "predictions": str(args.predictions), "data": args.data})
+    write_report(report, args.out)
+    print(markdown_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
