@@ -13,96 +13,22 @@ transformers never sees it). With a working torchvision the real one is used.
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
 import io
-import sys
-import types
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
-from sophiavl_tests_data_prep_helpers import sample_records, source_bytes
+from sophiavl_tests_data_prep_helpers import (
+    import_qwen_vl_utils,
+    offline_qwen25vl_processor,
+    sample_records,
+    source_bytes,
+)
 
 from sophiavl.data_prep.convert import Options, convert
 from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
-
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def _import_qwen_vl_utils():
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        pass
-    else:
-        import qwen_vl_utils
-
-        return qwen_vl_utils
-    names = ("torchvision", "torchvision.io", "torchvision.transforms")
-    stubs = {n: types.ModuleType(n) for n in names}
-    for n, m in stubs.items():
-        m.__spec__ = importlib.machinery.ModuleSpec(n, None)
-    stubs["torchvision"].__version__ = "0.0.0+stub"
-    stubs["torchvision"].io = stubs["torchvision.io"]
-    stubs["torchvision"].transforms = stubs["torchvision.transforms"]
-    stubs["torchvision.transforms"].InterpolationMode = types.SimpleNamespace(BICUBIC="bicubic")
-    saved = {n: sys.modules.get(n) for n in names}
-    sys.modules.update(stubs)
-    try:
-        import qwen_vl_utils
-    finally:
-        for n in names:
-            if saved[n] is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = saved[n]
-    return qwen_vl_utils
-
-
-def _offline_processor():
-    import transformers
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Qwen2_5_VLProcessor, Qwen2TokenizerFast
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-    from transformers.video_processing_utils import BaseVideoProcessor
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(["How many circles are in the picture? Answer inside <answer> </answer>."], trainer)
-    tokenizer = Qwen2TokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
-    )
-
-    # Without torchvision, transformers.BaseVideoProcessor is a dummy class and ProcessorMixin checks against it.
-    base = transformers.BaseVideoProcessor
-    bases = (base,) if base is BaseVideoProcessor else (base, BaseVideoProcessor)
-
-    class NoVideoProcessor(*bases):
-        merge_size = 2
-        temporal_patch_size = 2
-
-        def __init__(self):
-            BaseVideoProcessor.__init__(self)
-
-    return Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessorPil(),
-        tokenizer=tokenizer,
-        video_processor=NoVideoProcessor(),
-        chat_template=CHAT_TEMPLATE,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +65,11 @@ def test_rlhf_dataset_expands_each_image_into_matching_image_tokens(sample_parqu
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))  # keep ~/.cache clean
-    _import_qwen_vl_utils()
+    import_qwen_vl_utils()
     from verl.utils.dataset.rl_dataset import RLHFDataset
     from verl.utils.tokenizer import build_multimodal_processor_inputs
 
-    processor = _offline_processor()
+    processor = offline_qwen25vl_processor()
     files = sorted(str(p) for p in sample_parquet.glob("*.parquet"))
     n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     config = OmegaConf.create(
