@@ -32,6 +32,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS
 from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_SKIPPED, describe_error, error_kind
+from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
 from sophiavl.rewards.trust import TrustResult, shape_rewards
 from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
 
@@ -110,6 +111,7 @@ class TrustSampler(ReplayBuffer):
         data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["rm_scores", "extra_fields"])
         extras = [(item or {}).get("reward_extra_info", {}) for item in _as_list(data["extra_fields"])]
         columns = self._extra_columns(extras, keys)
+        sample_columns = self._sample_columns(extras, keys)
 
         parsed = [_parse_key(k) for k in keys]
         session_of_row, last_row = {}, {}
@@ -127,8 +129,12 @@ class TrustSampler(ReplayBuffer):
         # contract: a failed judgement (status 2) is a missing score, whatever number came with it
         failed = rep["thinking_status"].round() == STATUS_FAILED
         rep["thinking"] = torch.where(failed, torch.full_like(rep["thinking"], math.nan), rep["thinking"])
+        thinking = rep["thinking"]
+        if sample_columns is not None:  # K > 1 judge samples per response: (n, K), NaN for a failed sample
+            samples = torch.from_numpy(sample_columns[rep_rows])
+            thinking = torch.where(failed.unsqueeze(1), torch.full_like(samples, math.nan), samples)
         metrics = self._rm_health(rep)
-        result = shape_rewards(rep["outcome"], rep["thinking"], uids, global_steps, self.trust)
+        result = shape_rewards(rep["outcome"], thinking, uids, global_steps, self.trust)
 
         shaped = result.rewards[torch.from_numpy(row_to_rep)]
         rm_scores = self._rewrite_scores(data["rm_scores"], shaped)
@@ -157,6 +163,25 @@ class TrustSampler(ReplayBuffer):
                     "reward.reward_manager and reward.custom_reward_function"
                 ) from None
         return columns
+
+    @staticmethod
+    def _sample_columns(extras: list[dict], keys: list[str]) -> np.ndarray | None:
+        """The per-sample judge scores ``thinking_sample_{j}`` as an ``(rows, K)`` array, or None when the reward
+        manager reports one score per response (K = 1). Every row must carry the same K keys."""
+        found = {k for info in extras if isinstance(info, dict) for k in info if str(k).startswith(SAMPLE_KEY_PREFIX)}
+        names = sorted(found, key=lambda k: int(k[len(SAMPLE_KEY_PREFIX) :]))
+        if not names:
+            return None
+        try:
+            return np.array([[float(info[n]) for n in names] for info in extras], dtype=np.float64)
+        except (KeyError, TypeError):
+            bad = next(
+                k for k, info in zip(keys, extras, strict=True) if not isinstance(info, dict) or not found <= set(info)
+            )
+            raise RuntimeError(
+                f"trajectory {bad!r} lacks some of the judge sample keys {names} that other trajectories carry: "
+                "every sample of a run must report the same reward_extra_info keys"
+            ) from None
 
     def _rm_health(self, rep: dict[str, torch.Tensor]) -> dict[str, float]:
         status = rep["thinking_status"].round().to(torch.int64)
@@ -212,7 +237,7 @@ class TrustSampler(ReplayBuffer):
         def mean(values: torch.Tensor) -> float:
             return float(values.mean()) if values.numel() else math.nan
 
-        return {
+        metrics = {
             "trust/alpha_t": result.alpha_t,
             "trust/gamma_mean": mean(result.gamma),
             "trust/downweighted_share": mean(result.down_weighted.to(torch.float64)),
@@ -225,3 +250,7 @@ class TrustSampler(ReplayBuffer):
             "trust/correct_share": mean(result.correct.to(torch.float64)),
             "trust/reward_mean": mean(result.rewards),
         }
+        if result.trust == "variance":
+            metrics["trust/thinking_variance_mean"] = mean(result.variance[result.judged])
+            metrics["trust/gamma_response_mean"] = mean(result.gamma_response[result.judged])
+        return metrics

@@ -19,6 +19,14 @@ Per sample it returns ``reward_score = Ro`` and ``reward_extra_info`` with the s
 ``acc``            1.0 when ``Ro >= algorithm.trust_grpo.correct_threshold`` (0.5; verl's ``val-core``), else 0.0
 =================  ==========================================================================================
 
+With ``reward.thinking_rm.samples`` = K > 1 the judge returns K scores per response: ``thinking`` is the mean of
+the usable ones and K more keys ``thinking_sample_0`` .. ``thinking_sample_{K-1}`` hold each sample's score (NaN for
+a failed sample, or for every sample when the response was not judged), so the keys stay the same for every sample
+of the run. The trust sampler reads them for ``algorithm.trust_grpo.trust=variance``.
+
+With ``reward.thinking_rm.enable=false`` no judge is built and no call is made: every response has
+``thinking_status`` 1 (skipped) and a NaN ``thinking`` (the GRPO baseline, recipe ``sophiavl_grpo``).
+
 A failed judgement is never turned into 0: ``thinking`` stays NaN and the trust sampler decides (it stops the run
 past ``reward.thinking_rm.max_failure_rate``).
 """
@@ -45,8 +53,16 @@ from sophiavl.rewards.thinking_config import ThinkingRMConfig
 logger = logging.getLogger(__name__)
 
 
-#: The ``reward_extra_info`` keys, identical for every sample.
+#: The ``reward_extra_info`` keys, identical for every sample (plus :func:`sample_keys` when K > 1).
 EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "format_ok", "rm_latency_s", "acc")
+#: Prefix of the per-sample score keys ``thinking_sample_{j}`` (K > 1 only).
+SAMPLE_KEY_PREFIX = "thinking_sample_"
+
+
+def sample_keys(samples: int) -> tuple[str, ...]:
+    """The per-sample score keys for K = ``samples`` judge replies: none for K = 1, else
+    ``thinking_sample_0`` .. ``thinking_sample_{K-1}``."""
+    return () if samples <= 1 else tuple(f"{SAMPLE_KEY_PREFIX}{j}" for j in range(samples))
 
 
 def judge_endpoint(rm_cfg: ThinkingRMConfig, reward_router_address: str | None) -> str:
@@ -94,6 +110,10 @@ class ThinkingRewardManager(RewardManagerBase):
         self.is_async_score = inspect.iscoroutinefunction(self.compute_score)
         self.reward_router_address = reward_router_address
         self.reward_model_tokenizer = reward_model_tokenizer
+        self.sample_keys = sample_keys(self.rm_cfg.samples)
+        self.judge: ThinkingJudge | None = None
+        if not self.rm_cfg.enable:
+            return  # no thinking reward: no judge, no endpoint needed
         model = self.rm_cfg.model
         if model is None and not self.rm_cfg.base_url:
             model = trust_config.select(config, "reward.reward_model.model_path")
@@ -142,8 +162,11 @@ class ThinkingRewardManager(RewardManagerBase):
         return score, float(fmt)
 
     def wants_judgement(self, outcome: float, extra_info: dict) -> bool:
-        """False for validation rows (``extra_info["split"]`` present and not ``"train"``) and, under the
-        ``official`` semantics, for ``outcome < skip_rm_below``. Rows without a ``split`` count as training rows."""
+        """False when the thinking reward is off (``reward.thinking_rm.enable=false``), for validation rows
+        (``extra_info["split"]`` present and not ``"train"``) and, under the ``official`` semantics, for
+        ``outcome < skip_rm_below``. Rows without a ``split`` count as training rows."""
+        if self.judge is None:
+            return False
         split = extra_info.get("split")
         if split is not None and str(split) != "train":
             return False
@@ -171,7 +194,9 @@ class ThinkingRewardManager(RewardManagerBase):
         )
 
         thinking, status, error, latency = float("nan"), STATUS_SKIPPED, 0, 0.0
+        per_sample = [float("nan")] * len(self.sample_keys)
         if self.wants_judgement(outcome, extra_info):
+            assert self.judge is not None
             raw_prompt = non_tensor.get("raw_prompt")
             try:
                 image = first_image(raw_prompt)
@@ -184,16 +209,17 @@ class ThinkingRewardManager(RewardManagerBase):
                 status = STATUS_FAILED
             else:
                 thinking, status = judgement.score, STATUS_OK
+            if self.sample_keys:
+                per_sample = [float("nan") if v is None else float(v) for v in judgement.scores]
 
-        return {
-            "reward_score": outcome,
-            "reward_extra_info": {
-                "outcome": outcome,
-                "thinking": thinking,
-                "thinking_status": float(status),
-                "thinking_error": float(error),
-                "format_ok": fmt,
-                "rm_latency_s": latency,
-                "acc": 1.0 if outcome >= self.trust.correct_threshold else 0.0,
-            },
+        info = {
+            "outcome": outcome,
+            "thinking": thinking,
+            "thinking_status": float(status),
+            "thinking_error": float(error),
+            "format_ok": fmt,
+            "rm_latency_s": latency,
+            "acc": 1.0 if outcome >= self.trust.correct_threshold else 0.0,
         }
+        info.update(zip(self.sample_keys, per_sample, strict=True))
+        return {"reward_score": outcome, "reward_extra_info": info}

@@ -8,6 +8,13 @@ Example::
 prints one JSON object: ``semantics``, ``step``, ``anneal_T``, ``gamma``, ``alpha_t``, ``mu_correct``, ``mu_wrong``
 (``null`` when a side has no usable thinking score), ``down_weighted``, ``thinking_off``, ``rewards`` and
 ``advantages`` (lists, one per response).
+
+``--trust group|off|variance`` selects the trust weight (``algorithm.trust_grpo.trust``). Each ``--thinking`` entry
+may hold several judge samples separated by ``/`` (``0.6/0.7/0.8,0.5/0.5/0.9,nan/0.4/0.4``); ``Rt`` is then the mean
+of the usable samples. Under ``--trust off|variance``, or when an entry has several samples, the output also has
+``trust``, ``gamma_per_response`` (the weight each response's ``Rt`` got) and ``thinking_mean`` (``Rt`` per
+response, ``null`` when missing); under ``variance`` also ``variance`` (per response, ``null`` when missing).
+``gamma`` is then the group's summary weight (see ``TrustResult.gamma``).
 It runs exactly :func:`sophiavl.rewards.trust.shape_rewards` and :func:`~sophiavl.rewards.trust.group_advantages`,
 the code the trainer uses.
 """
@@ -20,7 +27,7 @@ import math
 import sys
 
 from sophiavl.rewards.trust import group_advantages, shape_rewards
-from sophiavl.rewards.trust_config import ANNEAL_MODES, SEMANTICS, TrustConfig
+from sophiavl.rewards.trust_config import ANNEAL_MODES, SEMANTICS, TRUST_MODES, TrustConfig
 
 #: anneal_T when --total-steps is not given, per semantics (paper: the recipe's 1500 steps; released code: 12000)
 DEFAULT_T = {"paper": 1500.0, "official": 12000.0}
@@ -33,6 +40,16 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers (nan allowed), got {text!r}") from exc
 
 
+def _samples(text: str) -> list[list[float]]:
+    """``"0.6/0.7,0.5"`` -> ``[[0.6, 0.7], [0.5]]``: per response, one score or several separated by ``/``."""
+    try:
+        return [[float(x) for x in part.split("/")] for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated scores, each one number or several joined by '/' (nan allowed), got {text!r}"
+        ) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = argparse.ArgumentParser(
@@ -41,10 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--outcome", type=_floats, required=True, help="outcome scores Ro in [0,1], comma-separated")
     parser.add_argument(
-        "--thinking", type=_floats, required=True, help="thinking scores Rt in [0,1], comma-separated; nan = failed"
+        "--thinking",
+        type=_samples,
+        required=True,
+        help="thinking scores Rt in [0,1], comma-separated; nan = failed; several judge samples of one response "
+        "joined by '/' (e.g. 0.6/0.7/0.8)",
     )
     parser.add_argument("--step", type=float, required=True, help="global training step (>= 0)")
     parser.add_argument("--semantics", choices=SEMANTICS, default="paper")
+    parser.add_argument(
+        "--trust", choices=TRUST_MODES, default=TrustConfig.trust, help="trust weight (algorithm.trust_grpo.trust)"
+    )
     parser.add_argument(
         "--total-steps",
         type=float,
@@ -73,15 +97,18 @@ def explain(args: argparse.Namespace) -> dict:
     total = args.total_steps if args.total_steps is not None else DEFAULT_T[args.semantics]
     cfg = TrustConfig(
         semantics=args.semantics,
+        trust=args.trust,
         alpha=args.alpha,
         anneal=args.anneal,
         anneal_T=total,
         correct_threshold=args.correct_threshold,
     )
+    width = max(len(entry) for entry in args.thinking)
+    samples = [entry + [math.nan] * (width - len(entry)) for entry in args.thinking]  # padding = missing samples
     group = [0] * len(args.outcome)
-    result = shape_rewards(args.outcome, args.thinking, group, args.step, cfg)
+    result = shape_rewards(args.outcome, samples, group, args.step, cfg)
     advantages = group_advantages(result.rewards, group, norm_by_std=not args.no_norm_by_std)
-    return {
+    out = {
         "semantics": cfg.semantics,
         "step": args.step,
         "anneal_T": cfg.anneal_T,
@@ -94,6 +121,13 @@ def explain(args: argparse.Namespace) -> dict:
         "rewards": [float(x) for x in result.rewards],
         "advantages": [float(x) for x in advantages],
     }
+    if cfg.trust != "group" or width > 1:
+        out["trust"] = cfg.trust
+        out["gamma_per_response"] = [float(x) for x in result.gamma_response]
+        out["thinking_mean"] = [_json_float(float(x)) for x in result.thinking]
+    if cfg.trust == "variance":
+        out["variance"] = [_json_float(float(x)) for x in result.variance]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

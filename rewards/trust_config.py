@@ -13,6 +13,9 @@ from typing import Any
 
 SEMANTICS = ("paper", "official")
 ANNEAL_MODES = ("exp", "linear", "none")
+#: ``algorithm.trust_grpo.trust``: the paper's per-group trust, no trust (gamma = 1), or per-response
+#: ``exp(-variance)`` of K judge samples (the paper's design ablation, our reading of it).
+TRUST_MODES = ("group", "off", "variance")
 
 #: The advantage estimator name registered by ``sophiavl.recipes.trust_grpo_estimator``.
 ESTIMATOR_NAME = "trust_grpo"
@@ -33,6 +36,9 @@ class TrustConfig:
         semantics: ``"paper"`` (arXiv 2505.17018 Eq. 1-5) or ``"official"`` (the authors' released code: no RM call
             and ``Rt = 0`` below ``skip_rm_below``, no thinking reward for degenerate groups, no down-weighting when
             no response is correct).
+        trust: ``"group"`` (the paper's trust weight per group, Eq. 3), ``"off"`` (gamma = 1: ablation "without
+            trust") or ``"variance"`` (gamma_i = exp(-variance of response i's judge samples); needs
+            ``reward.thinking_rm.samples`` >= 2 to mean anything).
         alpha: weight of the thinking reward, >= 0 (paper: 0.3).
         anneal: ``"exp"`` (exp(-step / T)), ``"linear"`` (max(0, 1 - step / T)) or ``"none"`` (1).
         anneal_T: annealing horizon T in training steps, > 0 (paper: total training steps; released code: 12000).
@@ -45,6 +51,7 @@ class TrustConfig:
     """
 
     semantics: str = "paper"
+    trust: str = "group"
     alpha: float = 0.3
     anneal: str = "exp"
     anneal_T: float = 1500.0
@@ -56,6 +63,8 @@ class TrustConfig:
     def __post_init__(self) -> None:
         if self.semantics not in SEMANTICS:
             raise ValueError(f"algorithm.trust_grpo.semantics must be one of {SEMANTICS}, got {self.semantics!r}")
+        if self.trust not in TRUST_MODES:
+            raise ValueError(f"algorithm.trust_grpo.trust must be one of {TRUST_MODES}, got {self.trust!r}")
         if self.anneal not in ANNEAL_MODES:
             raise ValueError(f"algorithm.trust_grpo.anneal must be one of {ANNEAL_MODES}, got {self.anneal!r}")
         if not (math.isfinite(self.alpha) and self.alpha >= 0):
@@ -93,7 +102,12 @@ class TrustConfig:
             raise ValueError(f"unknown keys under algorithm.trust_grpo: {unknown}; known keys: {sorted(known)}")
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
-            if key in ("semantics", "anneal"):
+            if isinstance(value, bool) and key in ("semantics", "anneal", "trust"):
+                raise ValueError(
+                    f"algorithm.trust_grpo.{key} must be a string, got {value!r} (YAML reads an unquoted off/on/no/yes "
+                    f'as a boolean: write {key}: "off" in a YAML file; on the command line {key}=off works)'
+                )
+            if key in ("semantics", "anneal", "trust"):
                 kwargs[key] = str(value)
             elif value is None and key == "anneal_T":
                 kwargs[key] = float("nan")
@@ -142,18 +156,26 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
       ``reward.reward_model.enable`` (verl serves it), not neither and not both (both would start an unused RM);
     * valid ``algorithm.trust_grpo`` and ``reward.thinking_rm`` nodes (every key parsed and range-checked).
 
+    Whatever the estimator, the thinking reward's own switch is checked too: with
+    ``reward.thinking_rm.enable=false`` there must be no verl-managed reward model (``reward.reward_model.enable``
+    would start an RM pool nobody asks) and ``algorithm.trust_grpo.trust`` must be ``off`` (a trust weight needs
+    thinking scores); ``trust=variance`` needs ``reward.thinking_rm.samples >= 2`` (the variance of one sample is 0).
+
     Returns the parsed :class:`TrustConfig`, or ``None`` when the run does not use Trust-GRPO. Raises
     ``ValueError`` listing every problem found, each naming the key to set.
     """
+    problems = _thinking_switch_problems(config)
+    thinking_on = bool(select(config, "reward.thinking_rm.enable", True))
     estimator = str(select(config, "algorithm.adv_estimator", ""))
     sampler_path = str(select(config, f"{SAMPLER_KEY}.path", "") or "")
     sampler_name = str(select(config, f"{SAMPLER_KEY}.name", "") or "")
     prefix = "pkg://"
     ours = sampler_path.startswith(prefix) and prefix + sampler_path[len(prefix) :].replace("/", ".") == SAMPLER_PATH
     if estimator != ESTIMATOR_NAME and not ours:
+        if problems:
+            raise ValueError("the thinking reward is not configured consistently:\n  - " + "\n  - ".join(problems))
         return None
 
-    problems: list[str] = []
     if estimator == ESTIMATOR_NAME and not (sampler_path and sampler_name):
         problems.append(
             f"algorithm.adv_estimator={ESTIMATOR_NAME} needs the trust sampler, but {SAMPLER_KEY} is not set: set "
@@ -189,17 +211,11 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
             "(verl serves one) are both set, and the verl-managed one would sit unused on its GPUs: set "
             "reward.reward_model.enable=false reward.reward_model.enable_resource_pool=false, or base_url=null"
         )
-    if not external and not verl_managed:
+    if thinking_on and not external and not verl_managed:
         problems.append(
             "no thinking reward model: set reward.thinking_rm.base_url=http://host:port/v1 (external server) or "
             "reward.reward_model.enable=true (verl serves it)"
         )
-    from sophiavl.rewards.thinking_config import ThinkingRMConfig  # lazy: keeps aiohttp out of plugin import
-
-    try:
-        ThinkingRMConfig.from_config(select(config, "reward.thinking_rm", None))
-    except ValueError as exc:
-        problems.append(str(exc))
     trust = None
     try:
         trust = TrustConfig.from_config(select(config, "algorithm.trust_grpo", None))
@@ -208,3 +224,42 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
     if problems:
         raise ValueError("Trust-GRPO is not wired correctly:\n  - " + "\n  - ".join(problems))
     return trust
+
+
+def _thinking_switch_problems(config: Any) -> list[str]:
+    """Problems of ``reward.thinking_rm.enable`` / ``samples`` against the RM pool and the trust mode (any run)."""
+    from sophiavl.rewards.thinking_config import ThinkingRMConfig  # lazy: keeps aiohttp out of plugin import
+
+    problems: list[str] = []
+    try:
+        ThinkingRMConfig.from_config(select(config, "reward.thinking_rm", None))
+    except ValueError as exc:
+        problems.append(str(exc))
+    enable = select(config, "reward.thinking_rm.enable", True)
+    if not isinstance(enable, bool):
+        return problems  # ThinkingRMConfig reported it
+    trust = str(select(config, "algorithm.trust_grpo.trust", TrustConfig.trust))
+    if not enable:
+        if bool(select(config, "reward.reward_model.enable", False)):
+            problems.append(
+                "reward.thinking_rm.enable=false but reward.reward_model.enable=true: verl would start a reward "
+                "model pool that is never asked; set reward.reward_model.enable=false "
+                "reward.reward_model.enable_resource_pool=false (the recipe sophiavl_grpo does)"
+            )
+        if trust != "off":
+            problems.append(
+                f"algorithm.trust_grpo.trust={trust} needs thinking scores, but reward.thinking_rm.enable=false: set "
+                "algorithm.trust_grpo.trust=off, or enable the thinking reward"
+            )
+    samples = select(config, "reward.thinking_rm.samples", 1)
+    try:
+        samples = int(samples)
+    except (TypeError, ValueError):
+        samples = 1  # reported by ThinkingRMConfig
+    if enable and trust == "variance" and samples < 2:
+        problems.append(
+            f"algorithm.trust_grpo.trust=variance needs reward.thinking_rm.samples >= 2 (got {samples}; the variance "
+            "of one judge sample is always 0) and reward.thinking_rm.temperature > 0 (the recipe sophiavl_variance "
+            "sets samples=3)"
+        )
+    return problems

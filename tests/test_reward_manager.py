@@ -210,3 +210,44 @@ def test_endpoint_selection_and_config_errors(fake_judge, tokenizer):
         ThinkingRewardManager(config(None), tokenizer, None)
     with pytest.raises(ValueError, match="timeout"):
         ThinkingRewardManager(config(fake_judge.base_url, timeuot_s=3), tokenizer, None)
+
+
+# ------------------------------------------------------------------------ K judge samples, thinking off (issue 12)
+def test_k_samples_travel_as_same_keys_for_every_sample(fake_judge, tokenizer):
+    manager = ThinkingRewardManager(config(fake_judge.base_url, samples=3, temperature=1.0, seed=5), tokenizer, None)
+    keys = (*EXTRA_KEYS, "thinking_sample_0", "thinking_sample_1", "thinking_sample_2")
+    fake_judge.push(("choices", ["<answer>0.6</answer>", "garbled", "<answer>0.8</answer>"]))
+    judged = score(manager, sample(tokenizer, GOOD))["reward_extra_info"]
+    val = score(manager, sample(tokenizer, GOOD, split="test"))["reward_extra_info"]
+    fake_judge.default = ("status", 503)
+    failed = score(manager, sample(tokenizer, GOOD))["reward_extra_info"]
+    for info in (judged, val, failed):
+        assert tuple(info) == keys and all(isinstance(v, float) for v in info.values())
+    assert judged["thinking"] == pytest.approx(0.7)  # (0.6 + 0.8) / 2: the garbled sample is left out, not 0
+    assert judged["thinking_sample_0"] == pytest.approx(0.6) and math.isnan(judged["thinking_sample_1"])
+    assert judged["thinking_sample_2"] == pytest.approx(0.8) and judged["thinking_status"] == 0
+    assert all(math.isnan(val[f"thinking_sample_{j}"]) for j in range(3)) and val["thinking_status"] == 1
+    assert all(math.isnan(failed[f"thinking_sample_{j}"]) for j in range(3)) and failed["thinking_status"] == 2
+    first = fake_judge.requests[0]
+    assert first["n"] == 3 and first["temperature"] == 1.0 and first["seed"] == 5
+
+
+def test_temperature_rule_stops_the_manager(fake_judge, tokenizer):
+    with pytest.raises(ValueError, match=r"samples=2 needs reward\.thinking_rm\.temperature > 0"):
+        ThinkingRewardManager(config(fake_judge.base_url, samples=2), tokenizer, None)
+
+
+def test_grpo_recipe_never_calls_the_judge(compose_ppo, fake_judge, tokenizer):
+    # the composed baseline recipe, pointed at the loopback judge: were any call made, the server would count it
+    cfg = compose_ppo("+recipe=sophiavl_grpo", f"reward.thinking_rm.base_url={fake_judge.base_url}")
+    manager = ThinkingRewardManager(cfg, tokenizer, None)
+    assert manager.judge is None
+    outs = [
+        score(manager, sample(tokenizer, r, problem_type=p)) for r, p in ((GOOD, "numerical"), (WRONG, "numerical"))
+    ]
+    assert [o["reward_score"] for o in outs] == [1.0, 0.0]  # Ro as under `sophiavl`
+    for out in outs:
+        info = out["reward_extra_info"]
+        assert tuple(info) == EXTRA_KEYS and info["thinking_status"] == 1 and math.isnan(info["thinking"])
+        assert info["rm_latency_s"] == 0.0
+    assert fake_judge.requests == []

@@ -83,3 +83,81 @@ def test_length_mismatch_is_a_usage_error(capsys):
         main(["--outcome", "1,0", "--thinking", "0.5", "--step", "0"])
     assert exc.value.code == 2
     assert "--thinking has 1" in capsys.readouterr().err
+
+
+GROUP_KEYS = {
+    "semantics",
+    "step",
+    "anneal_T",
+    "gamma",
+    "alpha_t",
+    "mu_correct",
+    "mu_wrong",
+    "down_weighted",
+    "thinking_off",
+    "rewards",
+    "advantages",
+}
+
+
+def test_group_output_keys_unchanged(capsys):
+    assert set(run_cli(capsys, ISSUE_ARGS)) == GROUP_KEYS
+    assert set(run_cli(capsys, [*ISSUE_ARGS, "--trust", "group"])) == GROUP_KEYS
+
+
+def test_trust_off(capsys):
+    out = run_cli(capsys, [*ISSUE_ARGS, "--trust", "off"])
+    a = 0.28065209550948534  # 0.3 * exp(-100/1500); gamma = 1 although mu_c = 0.6 < mu_w = 0.64
+    assert out["trust"] == "off" and out["gamma"] == 1.0 and out["down_weighted"] is False
+    assert out["gamma_per_response"] == [1.0] * 8
+    thinking = [0.6, 0.5, 0.7, 0.8, 0.9, 0.2, 0.7, 0.6]
+    assert out["thinking_mean"] == pytest.approx(thinking)
+    assert out["rewards"] == pytest.approx([o + a * t for o, t in zip([1, 1, 1, 0, 0, 0, 0, 0], thinking, strict=True)])
+
+
+def test_trust_variance_issue_example_as_subprocess():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sophiavl.rewards.trust",
+            "--outcome",
+            "1,0,1",
+            "--thinking",
+            "0.6/0.7/0.8,0.5/0.5/0.9,nan/0.4/0.4",
+            "--step",
+            "0",
+            "--trust",
+            "variance",
+            "--anneal",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    # var = 1/150, 8/225, 0 (population variance of the usable samples; the nan sample is left out)
+    g0, g1 = math.exp(-1 / 150), math.exp(-8 / 225)
+    assert out["thinking_mean"] == pytest.approx([0.7, 1.9 / 3, 0.4])
+    assert out["variance"] == pytest.approx([1 / 150, 8 / 225, 0.0])
+    assert out["gamma_per_response"] == pytest.approx([g0, g1, 1.0])
+    assert out["rewards"] == pytest.approx([1 + g0 * 0.3 * 0.7, g1 * 0.3 * 1.9 / 3, 1 + 0.3 * 0.4])
+
+
+def test_variance_single_scores_and_missing(capsys):
+    out = run_cli(
+        capsys,
+        ["--outcome", "1,0", "--thinking", "0.5,nan/nan", "--step", "0", "--trust", "variance", "--anneal", "none"],
+    )
+    assert out["thinking_mean"] == [pytest.approx(0.5), None]
+    assert out["variance"] == [0.0, None]
+    assert out["gamma_per_response"] == [1.0, 1.0]
+    assert out["rewards"] == pytest.approx([1.15, 0.0])  # 1 + 0.3 * 0.5 ; missing Rt -> R = Ro
+
+
+def test_bad_sample_list_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--outcome", "1", "--thinking", "0.5/x", "--step", "0"])
+    assert exc.value.code == 2
+    assert "joined by '/'" in capsys.readouterr().err

@@ -206,3 +206,21 @@ def test_verl_builds_the_trust_sampler_from_the_recipe(compose_ppo):
     assert type(sampler) is TrustSampler
     assert sampler.trust.semantics == "official" and sampler.trust.anneal_T == 12000
     assert sampler.max_failure_rate == 0.2 and sampler.rm_endpoint == "http://judge:8000/v1"
+
+
+def test_wiring_thinking_off_needs_no_reward_model_but_trust_off():
+    off = {"reward.thinking_rm.enable": False, "reward.thinking_rm.base_url": None, "algorithm.trust_grpo.trust": "off"}
+    assert check_trust_wiring(wired(**off)).trust == "off"  # Trust-GRPO with R = Ro: allowed, no RM needed
+    with pytest.raises(ValueError, match=r"trust=group needs thinking scores") as exc:
+        check_trust_wiring(wired(**{**off, "algorithm.trust_grpo.trust": "group"}))
+    assert "no thinking reward model" not in str(exc.value)
+    # not a Trust-GRPO run, but the thinking switch is still checked
+    plain = {**off, "algorithm.adv_estimator": "grpo", "trainer.v1.sampler.custom_sampler": None}
+    assert check_trust_wiring(wired(**plain)) is None
+    with pytest.raises(ValueError, match="never asked"):
+        check_trust_wiring(wired(**{**plain, "reward.reward_model.enable": True}))
+
+
+def test_wiring_rejects_a_yaml_boolean_trust():
+    with pytest.raises(ValueError, match=r'write trust: "off"'):
+        check_trust_wiring(wired(**{"algorithm.trust_grpo.trust": False}))

@@ -69,6 +69,7 @@ def put_group(uid, partition, responses, lengths=None):
             "format_ok": 1.0,
             "rm_latency_s": resp.get("latency", 0.0),
         }
+        info.update(resp.get("extra", {}))  # e.g. the judge sample keys thinking_sample_{j}
         for drop in resp.get("drop", ()):
             info.pop(drop)
         field = {
@@ -237,3 +238,69 @@ def test_sampler_rejects_unknown_estimator_and_async_mode():
         TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)
     with pytest.raises(ValueError, match="trainer_mode=sync"):
         TrustSampler(trainer_mode="colocate_async", sampler_kwargs=OmegaConf.create({}), **common)
+
+
+# ------------------------------------------------------------------------------------ trust modes (issue 12)
+def mode_sampler(trust):
+    kwargs = OmegaConf.create(
+        {
+            "trust_grpo": {"trust": trust, "anneal": "none", "check_wiring": True},  # alpha_t = 0.3
+            "adv_estimator": "trust_grpo",
+            "max_failure_rate": 0.5,
+            "rm_endpoint": None,
+        }
+    )
+    common = dict(trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop", poll_interval=0.05)
+    return TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)
+
+
+def samples_of(values):
+    return {f"thinking_sample_{j}": v for j, v in enumerate(values)}
+
+
+def test_variance_mode_reads_the_judge_samples(tq_cluster):
+    # r0 [0.6, 0.7, 0.8]: mean 0.7, var 1/150 ; r1 [0.5, 0.5, 0.9]: mean 1.9/3, var 8/225 ;
+    # r2 [nan, 0.4, 0.4]: mean 0.4, var 0 ; r3: failed judgement (status 2): no bonus whatever its samples say
+    put_group(
+        "gk",
+        "train",
+        [
+            dict(outcome=1, thinking=0.7, extra=samples_of([0.6, 0.7, 0.8])),
+            dict(outcome=0, thinking=1.9 / 3, extra=samples_of([0.5, 0.5, 0.9])),
+            dict(outcome=1, thinking=0.4, extra=samples_of([NAN, 0.4, 0.4])),
+            dict(outcome=0, status=2, error=-3, extra=samples_of([NAN, NAN, 0.9])),
+        ],
+        lengths=[3, 4, 5, 6],
+    )
+    batch, metrics = mode_sampler("variance").sample(7, "train", 1)
+    keys = sorted(batch.keys)
+    g0, g1 = 0.9933555062550344, 0.9650691177896804  # exp(-1/150), exp(-8/225)
+    sums = row_sums(read(keys, "train", ["rm_scores"])["rm_scores"])
+    assert sums == pytest.approx([1 + g0 * 0.3 * 0.7, g1 * 0.3 * 1.9 / 3, 1 + 0.3 * 0.4, 0.0], abs=1e-6)
+    assert metrics["trust/gamma_mean"] == pytest.approx((g0 + g1 + 1.0) / 3)
+    assert metrics["trust/thinking_variance_mean"] == pytest.approx((1 / 150 + 8 / 225 + 0.0) / 3)
+    assert metrics["trust/gamma_response_mean"] == pytest.approx((g0 + g1 + 1.0) / 3)
+    assert metrics["trust/downweighted_share"] == 1.0
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_off_mode_has_gamma_one(tq_cluster):
+    put_group("gz", "train", [dict(outcome=o, thinking=t) for o, t in zip(ISSUE_RO, ISSUE_RT, strict=True)])
+    batch, metrics = mode_sampler("off").sample(9, "train", 1)
+    keys = sorted(batch.keys)
+    sums = row_sums(read(keys, "train", ["rm_scores"])["rm_scores"])
+    # gamma = 1 although mu_c = 0.6 < mu_w = 0.64: R = Ro + 0.3 * Rt
+    assert sums == pytest.approx([o + 0.3 * t for o, t in zip(ISSUE_RO, ISSUE_RT, strict=True)], abs=1e-6)
+    assert metrics["trust/gamma_mean"] == 1.0 and metrics["trust/downweighted_share"] == 0.0
+    assert "trust/thinking_variance_mean" not in metrics
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_inconsistent_sample_keys_are_reported(tq_cluster):
+    # whichever trajectory comes first, one without the sample keys is reported
+    for uid, first in (("gi", dict(outcome=1, thinking=0.5, extra=samples_of([0.5, 0.5]))), ("gj", dict(outcome=1))):
+        second = dict(outcome=0) if "extra" in first else dict(outcome=0, thinking=0.5, extra=samples_of([0.5, 0.5]))
+        put_group(uid, "train", [first, second])
+        with pytest.raises(RuntimeError, match="same reward_extra_info keys"):
+            mode_sampler("variance").sample(3, "train", 1)
+        tq.kv_clear(keys=[f"{uid}_0_0", f"{uid}_1_0"], partition_id="train")
