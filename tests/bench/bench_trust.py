@@ -1,12 +1,14 @@
-"""Benchmark: Trust-GRPO shaping + ``trust_grpo`` advantage vs verl's built-in ``grpo`` estimator alone.
+"""Benchmark: Trust-GRPO shaping + ``trust_grpo`` advantage vs verl's built-in ``grpo`` and ``grpo_vectorized``.
 
 Batch: 1024 groups of 8 responses (8192) by 2048 response tokens, random response lengths, uid strings as verl
 passes them. "ours" times, per run: trust shaping of the 8192 (Ro, Rt) pairs (:func:`shape_rewards`, what the
 trust sampler computes), recording the shaped uids, and ``compute_trust_grpo_advantage`` on the token-level
-rewards. "verl" times ``compute_grpo_outcome_advantage`` (verl 0.9.1's ``grpo``) on the same tensors. Runs alternate,
-same process, one torch thread by default (steadier on a shared machine; ``--threads 0`` keeps torch's default);
-the median wall time of each is reported, and the ratio of median CPU times. Writes ``DIR/trust.json`` and
-prints the ratio ours / verl (goal: <= 0.5).
+rewards. The anchors time verl 0.9.1's ``grpo`` (``compute_grpo_outcome_advantage``, a Python loop over groups) and
+``grpo_vectorized`` (``compute_grpo_vectorized_outcome_advantage``) alone on the same tensors. Also timed, for
+information: the shaping under ``trust=variance`` with K = 3 judge samples per response. Runs alternate, same
+process, one torch thread by default (steadier on a shared machine; ``--threads 0`` keeps torch's default); the
+median wall time of each is reported, and the ratios of median CPU times. Writes ``DIR/trust.json`` and prints the
+ratios ours / grpo (goal: <= 0.5) and ours / grpo_vectorized (goal: <= 0.8).
 
     python tests/bench/bench_trust.py --out bench-results [--runs 11] [--threads 1] \\
         [--groups 1024] [--group-size 8] [--tokens 2048]
@@ -23,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, compute_grpo_vectorized_outcome_advantage
 
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
 from sophiavl.rewards.trust import shape_rewards
 from sophiavl.rewards.trust_config import TrustConfig
 
-GOAL = 0.5
+GOAL = 0.5  # ours / grpo
+GOAL_VECTORIZED = 0.8  # ours / grpo_vectorized
 
 
 def make_batch(groups: int, group_size: int, tokens: int, seed: int = 0):
@@ -74,24 +77,45 @@ def main(argv: list[str] | None = None) -> dict:
         adv, _ = compute_grpo_outcome_advantage(token_rewards, mask, uids, norm_adv_by_std_in_grpo=True)
         return adv
 
-    # sanity: on the same token rewards both estimators agree
+    def verl_grpo_vectorized():
+        adv, _ = compute_grpo_vectorized_outcome_advantage(token_rewards, mask, uids, norm_adv_by_std_in_grpo=True)
+        return adv
+
+    gen = torch.Generator().manual_seed(1)
+    samples = torch.round(torch.rand(len(uids), 3, generator=gen) * 10) / 10
+    samples[torch.rand(len(uids), 3, generator=gen) < 0.02] = float("nan")
+    variance_cfg = TrustConfig(semantics="paper", trust="variance", anneal="exp", anneal_T=1500)
+
+    def variance_shaping():
+        return shape_rewards(outcome, samples, uids, 100, variance_cfg)
+
+    # sanity: on the same token rewards the three estimators agree
     _, ours_adv = ours()
     assert torch.allclose(ours_adv, verl_grpo(), atol=1e-4), "trust_grpo and grpo disagree on the same rewards"
+    assert torch.allclose(ours_adv, verl_grpo_vectorized(), atol=1e-4), "trust_grpo and grpo_vectorized disagree"
 
-    # alternate the two so that load from other processes hits both alike; wall and CPU time both recorded
-    t_ours, t_verl, c_ours, c_verl = [], [], [], []
+    # alternate them so that load from other processes hits all alike; wall and CPU time both recorded
+    names = ("ours", "verl_grpo", "verl_grpo_vectorized", "variance_shaping")
+    fns = (ours, verl_grpo, verl_grpo_vectorized, variance_shaping)
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for _ in range(args.runs):
-        for fn, wall, cpu in ((ours, t_ours, c_ours), (verl_grpo, t_verl, c_verl)):
+        for name, fn in zip(names, fns, strict=True):
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-    med_ours, med_verl = statistics.median(t_ours), statistics.median(t_verl)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    med = {name: statistics.median(wall[name]) for name in names}
+    med_cpu = {name: statistics.median(cpu[name]) for name in names}
+    t_ours, t_verl = wall["ours"], wall["verl_grpo"]
+    med_ours, med_verl = med["ours"], med["verl_grpo"]
     ratio = med_ours / med_verl
-    cpu_ratio = statistics.median(c_ours) / statistics.median(c_verl)
+    cpu_ratio = med_cpu["ours"] / med_cpu["verl_grpo"]
+    ratio_vec = med_ours / med["verl_grpo_vectorized"]
+    cpu_ratio_vec = med_cpu["ours"] / med_cpu["verl_grpo_vectorized"]
     out = {
         "name": "trust",
-        "what": "trust shaping + trust_grpo advantage vs verl grpo advantage alone",
+        "what": "trust shaping + trust_grpo advantage vs verl grpo / grpo_vectorized advantage alone",
         "responses": len(uids),
         "groups": args.groups,
         "group_size": args.group_size,
@@ -106,12 +130,24 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_time_ratio": cpu_ratio,
         "goal": GOAL,
         "meets_goal": ratio <= GOAL,
+        "verl_grpo_vectorized_median_s": med["verl_grpo_vectorized"],
+        "verl_grpo_vectorized_s": wall["verl_grpo_vectorized"],
+        "ratio_vectorized": ratio_vec,
+        "cpu_time_ratio_vectorized": cpu_ratio_vec,
+        "goal_vectorized": GOAL_VECTORIZED,
+        "meets_goal_vectorized": ratio_vec <= GOAL_VECTORIZED,
+        "variance_shaping_k3_median_s": med["variance_shaping"],
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trust.json").write_text(json.dumps(out, indent=2) + "\n")
     print(
         f"trust: ours {med_ours * 1e3:.1f} ms vs verl grpo {med_verl * 1e3:.1f} ms -> ratio {ratio:.3f} "
         f"(CPU-time ratio {cpu_ratio:.3f}; goal <= {GOAL})"
+    )
+    print(
+        f"trust: ours {med_ours * 1e3:.1f} ms vs verl grpo_vectorized {med['verl_grpo_vectorized'] * 1e3:.1f} ms -> "
+        f"ratio {ratio_vec:.3f} (CPU-time ratio {cpu_ratio_vec:.3f}; goal <= {GOAL_VECTORIZED}); "
+        f"variance shaping, K = 3: {med['variance_shaping'] * 1e3:.1f} ms"
     )
     return out
 
