@@ -58,7 +58,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     n = len(x)
     if n != len(y):
         raise ValueError(f"series of different lengths: {n} and {len(y)}")
-    if n < 2:
+    if n < 2 or min(x) == max(x) or min(y) == max(y):  # exactly constant: a rounding-level variance is no signal
         return None
     mx, my = sum(x) / n, sum(y) / n
     sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))

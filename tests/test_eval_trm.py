@@ -425,3 +425,36 @@ def test_rows_whose_prompt_the_judge_would_not_send_are_rejected():
     assert "no grid score" in variant(lambda m: m[2].update(content="good"))
     assert "image(s)" in variant(lambda m: m[1].update(content=m[1]["content"] + "<image>"))  # no image in the row
     assert "expected turns" in variant(lambda m: m.append({"role": "user", "content": "more"}))
+
+
+def test_pointwise_on_the_converters_own_validation_rows(judge_server, tmp_path):
+    """The Thinking-156k converter's real output (its embedded sample, images embedded): every validation row is
+    usable, its label is the row's score, and each request carries exactly the row's prompt and image bytes."""
+    from sophiavl.data_prep.thinking_156k import main as convert
+
+    assert convert(["--out", str(tmp_path / "trm"), "--val-size", "16", "--no-progress"]) == 0
+    data = tmp_path / "trm" / "val-00000.parquet"
+    rows = pq.read_table(data).to_pylist()
+    judge_server.default = ("reply", "<answer>0.5</answer>")
+    code, report = run_cli(
+        "pointwise", "--data", str(data), "--base-url", judge_server.base_url, "--max-concurrency", "1",
+        "--out", str(tmp_path / "p.json"), *FAST,
+    )  # fmt: skip
+    assert code == 0 and report["rows"] == len(rows) == report["n"] > 0 and report["failures"] == 0
+    labels = [r["extra_info"]["score"] for r in rows]
+    assert report["mae"] == pytest.approx(sum(abs(0.5 - y) for y in labels) / len(labels))
+    assert report["pearson"] is None  # a constant judge has no correlation
+    assert sum(block["rows"] for block in report["sources"].values()) == len(rows)
+    assert {r["extra_info"]["data_source"] for r in rows} == set(report["sources"])
+    assert any(r["images"] for r in rows) and any(not r["images"] for r in rows)
+    requests = judge_server.requests  # one at a time, in row order
+    assert len(requests) == len(rows)
+    for row, payload in zip(rows, requests, strict=True):
+        system, user = row["messages"][0], row["messages"][1]
+        assert payload["messages"][0] == {"role": "system", "content": system["content"]}
+        parts = payload["messages"][1]["content"]
+        if row["images"]:
+            assert parts[0]["text"] + "<image>" == user["content"]
+            assert parts[1]["image_url"]["url"].endswith(base64.b64encode(row["images"][0]["bytes"]).decode())
+        else:
+            assert len(parts) == 1 and parts[0]["text"] == user["content"]

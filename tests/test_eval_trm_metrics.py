@@ -53,6 +53,8 @@ def test_pearson_by_hand():
     assert pearson(LABELS, PREDS) == pytest.approx(38 / math.sqrt(184 / 3 * 41.5))
     assert pearson([1.0, 2.0], [2.0, 4.0]) == pytest.approx(1.0)
     assert pearson([0.5, 0.5, 0.5], [0.1, 0.2, 0.3]) is None  # constant series: undefined, not 0
+    # a TRM that answers 0.7 to everything: the mean of three 0.7 is 0.6999999999999998, yet the series is constant
+    assert pearson([0.1, 0.5, 0.9], [0.7, 0.7, 0.7]) is None and spearman([0.1, 0.5, 0.9], [0.7, 0.7, 0.7]) is None
     assert pearson([0.5], [0.5]) is None
 
 
