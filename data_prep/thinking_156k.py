@@ -3,6 +3,7 @@
     python -m sophiavl.data_prep.thinking_156k --src DIR|hf://OWNER/NAME --out DIR [--revision REV]
         [--val-size 1000] [--max-rows N] [--images embed|path] [--shard-rows N] [--workers N]
         [--max-reject-rate 0.05] [--max-pixels N] [--shared-image-limit 32] [--field ROLE=NAME ...]
+        [--prompt-template FILE]
 
 Exit status: 0 done; 1 more rows rejected than ``--max-reject-rate`` allows (everything, report included, is
 written); 2 the input cannot be converted (bad option values, an unusable source, no record files or no records in
@@ -87,6 +88,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"the record key of a role, instead of auto-detection (repeatable). Auto-detected, first match wins: "
         f"{roles}",
     )
+    ap.add_argument(
+        "--prompt-template",
+        default=None,
+        metavar="FILE",
+        help="the judge's prompt template (system, a line ---, user text with {question} and {response}); the "
+        "same file as reward.thinking_rm.prompt_template (default: the packaged one)",
+    )
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
@@ -114,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> TrmOptions:
         max_image_bytes=a.max_image_bytes,
         shared_image_limit=a.shared_image_limit,
         fields=fields,
+        prompt_template=a.prompt_template,
         progress=not a.no_progress,
     )
 

@@ -74,6 +74,7 @@ class TrmOptions:
     max_image_bytes: int = DEFAULT_MAX_BYTES
     shared_image_limit: int = 32
     fields: dict[str, str] = field(default_factory=dict)
+    prompt_template: str | None = None
     batch_rows: int = 64
     progress: bool = True
 
@@ -209,6 +210,10 @@ def convert_trm(opts: TrmOptions) -> dict:
         raise ConvertError("need --shard-rows >= 1, --workers >= 1, --val-size >= 0, 0 <= --max-reject-rate <= 1")
     if opts.shared_image_limit < 1 or opts.batch_rows < 1:
         raise ConvertError("need --shared-image-limit >= 1")
+    try:
+        template = load_template(opts.prompt_template)
+    except (OSError, ValueError) as e:
+        raise ConvertError(f"--prompt-template: {e}") from None
     unknown = set(opts.fields) - set(ROLES)
     if unknown:
         raise ConvertError(f"--field: unknown role(s) {sorted(unknown)}; roles are {', '.join(ROLES)}")
@@ -242,7 +247,7 @@ def convert_trm(opts: TrmOptions) -> dict:
     bar = _progress(total, opts.progress)
     try:
         with ImageStage(str(src), opts.images, opts.max_pixels, opts.max_image_bytes, opts.workers) as stage:
-            _write(files, fields, opts, shared, val_keys, writers, report, bar, stage)
+            _write(files, fields, opts, shared, val_keys, writers, report, bar, stage, template)
         shards = {s: [p.name for p in w.close()] for s, w in writers.items()}
     except BaseException:
         for w in writers.values():
@@ -272,9 +277,8 @@ def convert_trm(opts: TrmOptions) -> dict:
     )
 
 
-def _write(files, fields, opts: TrmOptions, shared: dict[str, int], val_keys: set[str], writers, report, bar, stage):
+def _write(files, fields, opts: TrmOptions, shared: dict[str, int], val_keys, writers, report, bar, stage, template):
     """Pass 4: validates, checks images and writes the rows; every record read is written or rejected."""
-    template = load_template()
     index = {"train": 0, "val": 0}
 
     def batches() -> Iterator[list[tuple]]:

@@ -474,3 +474,46 @@ def test_hub_source_converts_like_the_folder(sample_out, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 2 and "HF_HUB_OFFLINE=1" in proc.stderr and not (tmp_path / "x").exists()
+
+
+def test_custom_prompt_template_is_used_like_the_judges(tmp_path, capsys):
+    template = tmp_path / "t.txt"
+    template.write_text("Be brief.\n---\nQ={question} R={response}\n")
+    run(SAMPLE_ROOT, tmp_path / "out", val_size=0, max_rows=1, prompt_template=str(template))
+    (row,) = rows(tmp_path / "out")
+    rec = sample_records()["json/multimodal_part.json"][0]  # "<image>\nWhat word ...", score 0.0
+    assert row["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": f"Q=What word is written in the image? R={rec['response']}\n<image>"},
+        {"role": "assistant", "content": "<answer>0.0</answer>"},
+    ]
+    template.write_text("no placeholders\n")
+    assert main(["--out", str(tmp_path / "o2"), "--prompt-template", str(template)]) == 2
+    assert "--prompt-template" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("how", ["command line", "environment"])
+def test_make_prepare_trm_data(tmp_path, how):
+    """The Makefile target (its install prerequisite marked up to date with -o): DATA_OUT on the command line or
+    from the environment, the sample's 12-row validation split."""
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "trm"
+    args = [
+        "make",
+        "-s",
+        "-o",
+        ".venv/.installed",
+        "prepare-trm-data",
+        f"PY={sys.executable}",
+        "PREP_ARGS=--no-progress",
+    ]
+    env = dict(os.environ)
+    if how == "command line":
+        args.append(f"DATA_OUT={out}")
+    else:
+        env["DATA_OUT"] = str(out)
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["rows_written"] == {"train": 48, "val": 12, "total": 60}
+    assert report["source_folder"] == str(SAMPLE_ROOT)
