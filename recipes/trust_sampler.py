@@ -145,7 +145,20 @@ class TrustSampler(ReplayBuffer):
         )
         SHAPED_UIDS.add(set(uids.tolist()))
         metrics.update(self._trust_metrics(result, rep["outcome"]))
+        metrics.update(self._reward_tail(extras))
         return metrics
+
+    @staticmethod
+    def _reward_tail(extras: list[dict]) -> dict[str, float]:
+        """``trust/reward_tail_s``: seconds from the last response handed to the reward manager (its rollout ended)
+        to the last reward ready, ``max(reward_end_t) - max(reward_begin_t)`` over the batch; absent when the
+        manager does not report the times."""
+        try:
+            begin = max(float(info["reward_begin_t"]) for info in extras)
+            end = max(float(info["reward_end_t"]) for info in extras)
+        except (KeyError, TypeError, ValueError):
+            return {}
+        return {"trust/reward_tail_s": max(0.0, end - begin)}
 
     @staticmethod
     def _extra_columns(extras: list[dict], keys: list[str]) -> dict[str, np.ndarray]:

@@ -17,6 +17,9 @@ Per sample it returns ``reward_score = Ro`` and ``reward_extra_info`` with the s
 ``format_ok``      1.0 when the response passes the ``<think>``/``<answer>`` format gate, else 0.0
 ``rm_latency_s``   seconds spent in the judge call, retries included; 0 when skipped
 ``acc``            1.0 when ``Ro >= algorithm.trust_grpo.correct_threshold`` (0.5; verl's ``val-core``), else 0.0
+``reward_begin_t`` Unix time (s) at which verl handed the finished response to the manager (its rollout ended)
+``reward_end_t``   Unix time (s) at which its reward was ready; the trust sampler logs the batch's reward tail
+                   ``max(reward_end_t) - max(reward_begin_t)`` (the wait for rewards after the last rollout)
 =================  ==========================================================================================
 
 With ``reward.thinking_rm.samples`` = K > 1 the judge returns K scores per response: ``thinking`` is the mean of
@@ -37,6 +40,7 @@ import asyncio
 import inspect
 import logging
 import math
+import time
 from typing import Any
 
 from verl import DataProto
@@ -54,7 +58,17 @@ logger = logging.getLogger(__name__)
 
 
 #: The ``reward_extra_info`` keys, identical for every sample (plus :func:`sample_keys` when K > 1).
-EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "format_ok", "rm_latency_s", "acc")
+EXTRA_KEYS = (
+    "outcome",
+    "thinking",
+    "thinking_status",
+    "thinking_error",
+    "format_ok",
+    "rm_latency_s",
+    "acc",
+    "reward_begin_t",
+    "reward_end_t",
+)
 #: Prefix of the per-sample score keys ``thinking_sample_{j}`` (K > 1 only).
 SAMPLE_KEY_PREFIX = "thinking_sample_"
 
@@ -174,6 +188,7 @@ class ThinkingRewardManager(RewardManagerBase):
 
     async def run_single(self, data: DataProto) -> dict:
         """Scores the last sequence of ``data`` (one sample); see the module docstring for what it returns."""
+        begin = time.time()
         data = data[-1:]
         item = data[0]
         response_ids = item.batch["responses"]
@@ -220,6 +235,9 @@ class ThinkingRewardManager(RewardManagerBase):
             "format_ok": fmt,
             "rm_latency_s": latency,
             "acc": 1.0 if outcome >= self.trust.correct_threshold else 0.0,
+            "reward_begin_t": begin,
+            "reward_end_t": math.nan,  # set last, below
         }
         info.update(zip(self.sample_keys, per_sample, strict=True))
+        info["reward_end_t"] = time.time()
         return {"reward_score": outcome, "reward_extra_info": info}

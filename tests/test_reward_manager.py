@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import time
 
 import numpy as np
 import pytest
@@ -89,9 +90,13 @@ def score(manager, data):
 
 def test_training_row_gets_outcome_and_thinking(fake_judge, tokenizer):
     manager = ThinkingRewardManager(config(fake_judge.base_url), tokenizer, None)
+    before = time.time()
     out = score(manager, sample(tokenizer, GOOD))
+    after = time.time()
     info = dict(out["reward_extra_info"])
     latency = info.pop("rm_latency_s")
+    begin, end = info.pop("reward_begin_t"), info.pop("reward_end_t")
+    assert before <= begin <= end <= after and end - begin >= latency  # the judge call lies inside the window
     assert out["reward_score"] == 1.0
     assert info == {
         "outcome": 1.0,

@@ -285,8 +285,16 @@ def test_variance_mode_reads_the_judge_samples(tq_cluster):
 
 
 def test_off_mode_has_gamma_one(tq_cluster):
-    put_group("gz", "train", [dict(outcome=o, thinking=t) for o, t in zip(ISSUE_RO, ISSUE_RT, strict=True)])
+    # reward times: response i handed over at 1000 + i, ready 1 s later, except response 2, ready at 1012
+    times = [{"reward_begin_t": 1000.0 + i, "reward_end_t": 1012.0 if i == 2 else 1001.0 + i} for i in range(8)]
+    put_group(
+        "gz",
+        "train",
+        [dict(outcome=o, thinking=t, extra=x) for o, t, x in zip(ISSUE_RO, ISSUE_RT, times, strict=True)],
+    )
     batch, metrics = mode_sampler("off").sample(9, "train", 1)
+    # last rollout handed over at 1007, last reward ready at 1012: 5 s of waiting for rewards
+    assert metrics["trust/reward_tail_s"] == pytest.approx(5.0)
     keys = sorted(batch.keys)
     sums = row_sums(read(keys, "train", ["rm_scores"])["rm_scores"])
     # gamma = 1 although mu_c = 0.6 < mu_w = 0.64: R = Ro + 0.3 * Rt
