@@ -108,7 +108,24 @@ class TRMSFTDataset(MultiTurnSFTDataset):
     Same constructor and config keys as verl's class (``data.messages_key``, ``data.image_key``, ``data.max_length``,
     ``data.truncation``, ...). Reading raises ``ImageCellError`` naming up to ``MAX_LISTED`` bad rows (their
     position in the concatenated files, and the ``extra_info.id`` when present).
+
+    One key of its own, ``data.text_only_rows`` (set with ``+data.text_only_rows=...`` or in the recipe):
+    ``keep`` (default) trains on every row; ``drop`` removes the rows without an image when the files are read and
+    prints how many (``self.text_only_dropped``). ``drop`` exists because of a second verl 0.9.1 bug that no dataset
+    can fix: a *micro-batch* without any image crashes in verl's Qwen2.5-VL forward with transformers 5
+    (``verl/models/transformers/qwen2_vl.py`` L390-394, ``AttributeError: 'BaseModelOutputWithPooling' object has
+    no attribute 'mean'``; docs/trm-training.md, "Known verl bugs").
     """
+
+    TEXT_ONLY_MODES = ("keep", "drop")
+
+    def __init__(self, parquet_files, tokenizer, config, processor=None, max_samples: int = -1):
+        mode = (config or {}).get("text_only_rows", "keep")
+        if mode not in self.TEXT_ONLY_MODES:
+            raise ValueError(f"data.text_only_rows must be one of {self.TEXT_ONLY_MODES}, got {mode!r}")
+        self.text_only_rows = mode
+        self.text_only_dropped = 0
+        super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
 
     def _read_files_and_process(self):
         super()._read_files_and_process()
@@ -118,6 +135,22 @@ class TRMSFTDataset(MultiTurnSFTDataset):
         self.dataframe = self.dataframe.reset_index(drop=True)
         cells = self._checked_image_cells()
         self.dataframe[self.image_key] = pd.Series(cells, index=self.dataframe.index, dtype=object)
+        if self.text_only_rows == "drop":
+            self._drop_rows_without_images(cells)
+
+    def _drop_rows_without_images(self, cells: list[list]) -> None:
+        keep = [i for i, cell in enumerate(cells) if cell]
+        self.text_only_dropped = len(cells) - len(keep)
+        self.dataframe = self.dataframe.iloc[keep].reset_index(drop=True)
+        self.messages = [self.messages[i] for i in keep]
+        if self.tools is not None:
+            self.tools = [self.tools[i] for i in keep]
+        if self.enable_thinking is not None:
+            self.enable_thinking = [self.enable_thinking[i] for i in keep]
+        print(
+            f"TRMSFTDataset: dropped {self.text_only_dropped} text-only row(s) of {len(cells)} "
+            f"(data.text_only_rows=drop); {len(keep)} rows left"
+        )
 
     def _checked_image_cells(self) -> list[list]:
         cells, bad = [], []

@@ -3,26 +3,30 @@ then served by vLLM and asked for a score.
 
 Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
 
-    .venv-e2e/bin/python tests/e2e/demo_trm.py [--steps 8] [--rows 8] [--batch 4] [--timeout 900] [--deadline S] \
-        [--workdir data/e2e-trm] [HYDRA_OVERRIDE ...]
+    .venv-e2e/bin/python tests/e2e/demo_trm.py [--steps 8] [--rows 8] [--batch 8] [--lr 2e-3] [--timeout 900] \
+        [--deadline S] [--workdir data/e2e-trm] [HYDRA_OVERRIDE ...]
 
 What it does, in order:
-  1. prepares the embedded Thinking-156k sample (the command `make prepare-trm-data` runs) into WORKDIR/trm;
+  1. prepares the embedded Thinking-156k sample (the command `make prepare-trm-data` runs) into WORKDIR/trm
+     (52 training rows, 8 validation rows; a third of the rows are text-only);
   2. builds a tiny random Qwen2.5-VL with its processor, offline (tests/e2e/build_tiny_models.py; its `judge`
      model is the TRM's base);
   3. trains it: `torchrun --standalone --nproc-per-node=1 -m verl.trainer.sft_trainer +recipe=sophiavl_trm
      <CPU and tiny-size overrides>` on the first --rows training rows (text-only and image rows mixed, through
-     our TRMSFTDataset), --steps optimizer steps, saving the Hugging Face model (global_step_N/huggingface);
+     our TRMSFTDataset; by default all rows in every step, so that the loss shows the tiny model fitting them),
+     --steps optimizer steps, validation loss on 8 rows, saving the Hugging Face model (global_step_N/huggingface);
   4. serves that saved model with a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
   5. scores one validation row through the project's ThinkingJudge client (the prompt the TRM was trained on,
      structured output `<answer>0.x</answer>`);
-  6. stops every process it started (reusing demo.py's process-group and marker-variable clean-up), also on
+  6. runs the TRM evaluation CLI `python -m sophiavl.eval.trm pointwise` on the validation rows against it;
+  7. stops every process it started (reusing demo.py's process-group and marker-variable clean-up), also on
      failure, Ctrl-C or timeout;
-  7. prints the per-step training loss (verl's file logger, metrics.jsonl), the validation loss and the score the
-     served TRM gave, and writes WORKDIR/summary.json.
+  8. prints the per-step training and validation loss (verl's file logger, metrics.jsonl), the score the served
+     TRM gave and the pointwise summary, and writes WORKDIR/summary.json.
 
-Exit status: 0 when training exited 0, logged every step, saved the HF model, and the served TRM returned a score;
-otherwise non-zero.
+Exit status: 0 when training exited 0, logged every step, saved the HF model, the served TRM returned a score and
+the pointwise evaluation exited 0; otherwise non-zero. Time limits: preparation and models 300 s each, training
+--timeout, server start-up 600 s, scoring and evaluation 300 s each; --deadline S caps them all.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -45,6 +48,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 TORCHRUN = str(Path(PY).parent / "torchrun")
+VAL_SIZE = 8  # validation rows the converter keeps (6 of the sample's 8 have an image)
 
 
 def _load_demo_module():
@@ -100,58 +104,46 @@ def training_command(args, data_dir: Path, base_model: Path, ckpt_dir: Path) -> 
             *args.overrides]  # fmt: skip
 
 
-def first_val_row(data_dir: Path) -> dict:
+def first_val_item(data_dir: Path, template):
+    """The first validation row with an image (else the first row), as the evaluation CLI reads it: the question
+    and response the row's prompt was rendered from, its image and its label."""
     import pyarrow.parquet as pq
 
+    from sophiavl.eval.trm_data import pointwise_item
+
     rows = pq.read_table(data_dir / "val-00000.parquet").to_pylist()
-    for row in rows:  # an image row when there is one: the served TRM then sees an image too
-        if row["images"]:
-            return row
-    return rows[0]
+    row = next((r for r in rows if r["images"]), rows[0])
+    item = pointwise_item(rows.index(row), row, template)
+    if item.error:
+        raise SystemExit(f"validation row {item.row_id} is unusable: {item.error}")
+    return item
 
 
-def question_and_response(user_text: str, template) -> tuple[str, str]:
-    """The question and response a converted row's user text was rendered from (its template's inverse)."""
-    import re
-
-    text = user_text.replace("<image>", "")
-    parts = re.split(r"(\{question\}|\{response\})", template.user)
-    pattern = "".join(
-        {"{question}": "(?P<question>.*)", "{response}": "(?P<response>.*)"}.get(p, re.escape(p)) for p in parts
-    )
-    match = re.fullmatch(pattern.rstrip("\\\n") + r"\s*", text, flags=re.DOTALL)
-    if match is None:
-        raise SystemExit("a validation row's user text does not follow the judge's prompt template")
-    return match.group("question"), match.group("response")
-
-
-def row_image(row: dict) -> bytes | None:
-    if not row["images"]:
-        return None
-    image = row["images"][0]
-    if image.get("bytes"):
-        return image["bytes"]
-    return Path(image["image"]).read_bytes()
-
-
-async def score_row(base_url: str, row: dict) -> dict:
+async def score_row(base_url: str, data_dir: Path) -> dict:
+    """One judgement of the served TRM through the project's client, with the training prompt and constrained
+    output (as reward.thinking_rm.constrain_output=true in Trust-GRPO)."""
     from sophiavl.rewards.thinking_client import ThinkingJudge
 
     judge = ThinkingJudge(
         base_url, model="thinking-rm", constrain_output=True, max_tokens=16, timeout_s=120, max_retries=1
     )
     try:
-        user = next(m["content"] for m in row["messages"] if m["role"] == "user")
-        question, response = question_and_response(user, judge.template)
-        result = await judge.judge(question, response, row_image(row))
+        item = first_val_item(data_dir, judge.template)
+        result = await judge.judge(item.question, item.response, item.image)
     finally:
         await judge.aclose()
-    label = next(m["content"] for m in row["messages"] if m["role"] == "assistant")
-    return {"score": result.score, "error": result.error, "reply": result.reply, "label": label,
-            "row_id": row["extra_info"]["id"], "has_image": bool(row["images"])}  # fmt: skip
+    return {"score": result.score, "error": result.error, "reply": result.reply, "label": item.label,
+            "row_id": item.row_id, "has_image": item.image is not None}  # fmt: skip
 
 
-def print_summary(steps: list[dict], served: dict | None, wall_s: float) -> None:
+def pointwise_command(data_dir: Path, base_url: str, out: Path) -> list[str]:
+    """The TRM evaluation CLI on the sample's validation rows (docs/trm-evaluation.md)."""
+    return [PY, "-m", "sophiavl.eval.trm", "pointwise", "--data", str(data_dir / "val-00000.parquet"),
+            "--base-url", base_url, "--model", "thinking-rm", "--constrain-output", "--max-tokens", "16",
+            "--timeout-s", "120", "--out", str(out)]  # fmt: skip
+
+
+def print_summary(steps: list[dict], served: dict | None, pointwise_text: str, wall_s: float) -> None:
     print("\n=== SophiaVL-R1 TRM CPU demo: per-step summary ===")
     print(f"{'step':>4}  {'train/loss':>10}  {'val/loss':>8}  {'lr':>9}  {'tokens':>6}")
     for s in steps:
@@ -160,6 +152,9 @@ def print_summary(steps: list[dict], served: dict | None, wall_s: float) -> None
     if served:
         print(f"served TRM on validation row {served['row_id']} (image: {served['has_image']}): "
               f"score {served['score']} (reply {served['reply']!r}; label {served['label']!r})")  # fmt: skip
+    if pointwise_text:
+        print("pointwise evaluation of the served TRM (python -m sophiavl.eval.trm pointwise):")
+        print(pointwise_text.rstrip())
     print(f"wall time: {wall_s:.0f} s\n", flush=True)
 
 
@@ -176,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e-trm")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rows", type=int, default=8, help="training rows used (the first N)")
-    parser.add_argument("--batch", type=int, default=4, help="rows per step (data.train_batch_size)")
+    parser.add_argument("--batch", type=int, default=8, help="rows per step (data.train_batch_size)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=8192)
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the training run")
@@ -188,7 +183,7 @@ def main(argv=None) -> int:
     run_id = uuid.uuid4().hex[:12]
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json"):
+    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json", "pointwise.json", "pointwise.log"):
         (work / name).unlink(missing_ok=True)
     ckpt = work / "ckpt"
     shutil.rmtree(ckpt, ignore_errors=True)  # the recipe's resume_mode=auto would resume an old run
@@ -199,19 +194,20 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, demo._interrupt)
     judge = trainer = port = None
-    rc, served, hf_dir, left = 1, None, None, []
+    rc, served, hf_dir, left, pointwise, pointwise_text = 1, None, None, [], None, ""
     try:
-        log("1/5 preparing the embedded Thinking-156k sample (make prepare-trm-data)")
+        log("1/6 preparing the embedded Thinking-156k sample (make prepare-trm-data)")
         data_dir = work / "trm"
         shutil.rmtree(data_dir, ignore_errors=True)
-        run_step_prepare(data_dir, step_env, deadline)
+        demo.run_step([PY, "-m", "sophiavl.data_prep.thinking_156k", "--out", str(data_dir), "--val-size",
+                       str(VAL_SIZE), "--no-progress"], step_env, deadline.cap(300))  # fmt: skip
 
-        log("2/5 building a tiny random Qwen2.5-VL with its processor (offline)")
+        log("2/6 building a tiny random Qwen2.5-VL with its processor (offline)")
         demo.run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models")], step_env, deadline.cap(300))
 
         cmd = training_command(args, data_dir, work / "models" / "judge", ckpt)
         timeout = deadline.cap(args.timeout)
-        log(f"3/5 training: torchrun -m verl.trainer.sft_trainer +recipe=sophiavl_trm ... "
+        log(f"3/6 training: torchrun -m verl.trainer.sft_trainer +recipe=sophiavl_trm ... "
             f"(log: {work / 'train.log'}, timeout {timeout:.0f} s)")  # fmt: skip
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
         trainer = subprocess.Popen(
@@ -232,13 +228,26 @@ def main(argv=None) -> int:
 
         port = demo.free_port()
         base = f"http://127.0.0.1:{port}"
-        log(f"4/5 serving the trained TRM {hf_dir.relative_to(work)}: vLLM (CPU) OpenAI server on {base}")
+        log(f"4/6 serving the trained TRM {hf_dir.relative_to(work)}: vLLM (CPU) OpenAI server on {base}")
         judge = demo.start_judge(hf_dir, port, step_env, work / "judge.log")
         demo.wait_ready(judge, f"{base}/v1/models", deadline.cap(600), work / "judge.log")
 
-        log("5/5 scoring one validation row through ThinkingJudge (structured output)")
-        served = asyncio.run(asyncio.wait_for(score_row(f"{base}/v1", first_val_row(data_dir)), deadline.cap(300)))
-        rc = 0 if served["score"] is not None else 1
+        log("5/6 scoring one validation row through ThinkingJudge (structured output)")
+        served = asyncio.run(asyncio.wait_for(score_row(f"{base}/v1", data_dir), deadline.cap(300)))
+        if served["score"] is None:
+            raise SystemExit(f"the served TRM gave no score: {served}")
+
+        log(f"6/6 pointwise evaluation of the served TRM on the {VAL_SIZE} validation rows (sophiavl.eval.trm)")
+        proc = subprocess.run(pointwise_command(data_dir, f"{base}/v1", work / "pointwise.json"), cwd=REPO,
+                              env=step_env, capture_output=True, text=True, timeout=deadline.cap(300))  # fmt: skip
+        pointwise_text = proc.stdout
+        (work / "pointwise.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"pointwise evaluation exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
+        pointwise = json.loads((work / "pointwise.json").read_text())
+        rc = 0
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
         rc = 130
@@ -256,7 +265,7 @@ def main(argv=None) -> int:
 
     steps = merge_steps(demo.read_metrics(metrics_path))
     wall = time.time() - start
-    print_summary(steps, served, wall)
+    print_summary(steps, served, pointwise_text, wall)
     summary = {
         "exit_status": rc,
         "run_id": run_id,
@@ -264,6 +273,7 @@ def main(argv=None) -> int:
         "steps": steps,
         "hf_model": str(hf_dir) if hf_dir else None,
         "served": served,
+        "pointwise": pointwise,
         "judge_port": port,
         "leftover_pids_killed": left,
         "wall_s": wall,
@@ -276,43 +286,5 @@ def main(argv=None) -> int:
     return rc
 
 
-def run_step_prepare(data_dir: Path, env: dict, deadline) -> None:
-    # STOPGAP until the Thinking-156k converter lands: rows in its schema.
-    demo.run_step([PY, __file__, "--make-rows", str(data_dir)], env, deadline.cap(300))
-
-
-def make_rows(out: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from PIL import Image
-
-    from sophiavl.rewards.thinking_prompt import load_template
-
-    t = load_template()
-
-    def png(c):
-        b = io.BytesIO()
-        Image.new("RGB", (56, 56), c).save(b, "PNG")
-        return b.getvalue()
-
-    rows = []
-    for i in range(16):
-        img = i % 3 != 0
-        q = f"What is {i} + {i}?"
-        r = f"<think> {i} plus {i} is {2 * i}. </think><answer>{2 * i}</answer>"
-        score = round((i % 11) / 10, 1)
-        user = t.render(q, r) + ("<image>" if img else "")
-        rows.append({"messages": [{"role": "system", "content": t.system}, {"role": "user", "content": user},
-                                  {"role": "assistant", "content": f"<answer>{score}</answer>"}],
-                     "images": [{"bytes": png((20 * i, 100, 200))}] if img else [],
-                     "extra_info": {"split": "train", "index": i, "id": f"r{i}", "data_source": "x", "score": score}})  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows[:10]), out / "train-00000.parquet")
-    pq.write_table(pa.Table.from_pylist(rows[10:]), out / "val-00000.parquet")
-
-
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--make-rows":
-        make_rows(Path(sys.argv[2]))
-        sys.exit(0)
     sys.exit(main())
