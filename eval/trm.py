@@ -23,7 +23,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES, ThinkingJudge
+from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES, ThinkingJudge, check_sampling
 from sophiavl.rewards.thinking_config import ThinkingRMConfig
 
 from .trm_bench import pairwise_report, pairwise_text, score_pairs
@@ -52,6 +52,9 @@ def _judge_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--backoff-s", type=float, default=d.backoff_s, help="first backoff between attempts, seconds")
     g.add_argument("--backoff-max-s", type=float, default=d.backoff_max_s, help="longest backoff, seconds")
     g.add_argument("--max-tokens", type=int, default=d.max_tokens, help="bound on the judge's reply, tokens")
+    g.add_argument("--samples", type=int, default=1, help="K: scores asked per response (OpenAI n); their mean counts")
+    g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy; K > 1 needs > 0)")
+    g.add_argument("--seed", type=int, default=None, help="sampling seed sent to the server (default: none)")
     g.add_argument(
         "--constrain-output", action="store_true", help="ask vLLM for structured output <answer>0.x</answer>"
     )
@@ -74,18 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--src", required=True, help="VL-RewardBench folder, its test parquet file, or hf://OWNER/NAME")
     q.add_argument("--revision", default=None, help="hub revision for an hf:// source (branch, tag or commit)")
     q.add_argument("--tie", choices=TIE_RULES, default="half", help="a tie counts 0.5, 0, or is excluded")
-    q.add_argument("--samples", type=int, default=1, help="K: scores asked per response; their mean is compared")
-    q.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0; K > 1 needs > 0)")
-    q.add_argument("--seed", type=int, default=None, help="sampling seed sent to the server (default: none)")
     _judge_options(q)
     return parser
 
 
-def make_judge(args: argparse.Namespace, samples: int = 1, temperature: float = 0.0, seed: int | None = None):
-    """The :class:`ThinkingJudge` the options describe."""
-    kwargs: dict[str, Any] = {}
-    if samples != 1 or seed is not None:  # K > 1 and seeds need the sampling-aware judge
-        kwargs.update(samples=samples, seed=seed)
+def make_judge(args: argparse.Namespace) -> ThinkingJudge:
+    """The :class:`ThinkingJudge` the options describe (raises ``ValueError`` for bad sampling options)."""
+    check_sampling(args.temperature, args.samples, prefix="--")
     return ThinkingJudge(
         args.base_url,
         args.model,
@@ -96,11 +94,12 @@ def make_judge(args: argparse.Namespace, samples: int = 1, temperature: float = 
         backoff_s=args.backoff_s,
         backoff_max_s=args.backoff_max_s,
         max_tokens=args.max_tokens,
-        temperature=temperature,
+        temperature=args.temperature,
+        samples=args.samples,
+        seed=args.seed,
         constrain_output=args.constrain_output,
         constrain_style=args.constrain_style,
         prompt_template=args.prompt_template,
-        **kwargs,
     )
 
 
@@ -163,15 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             data = args.data
             if not data.is_file():
                 raise FileNotFoundError(f"--data {data}: no such file")
-            judge = make_judge(args)
         else:
-            temperature = 0.0 if args.temperature is None else args.temperature
-            if args.samples < 1:
-                raise ValueError(f"--samples must be >= 1, got {args.samples}")
-            if args.samples > 1 and temperature <= 0:
-                raise ValueError(f"--samples {args.samples} needs --temperature > 0 (greedy replies are identical)")
             data = resolve_pairwise_data(args.src, args.revision)
-            judge = make_judge(args, args.samples, temperature, args.seed)
+        judge = make_judge(args)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -191,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": judge.model,
             "prompt_template": args.prompt_template or "packaged",
             "temperature": judge.temperature,
-            "samples": getattr(judge, "samples", 1),
+            "samples": judge.samples,
+            "seed": judge.seed,
             "constrain_output": judge.constrain_output,
             "stats": judge.snapshot(),
         },

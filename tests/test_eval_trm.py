@@ -458,3 +458,16 @@ def test_pointwise_on_the_converters_own_validation_rows(judge_server, tmp_path)
             assert parts[1]["image_url"]["url"].endswith(base64.b64encode(row["images"][0]["bytes"]).decode())
         else:
             assert len(parts) == 1 and parts[0]["text"] == user["content"]
+
+
+def test_pointwise_k_samples_score_the_mean(judge_server, tmp_path):
+    data = tmp_path / "val.parquet"
+    pq.write_table(pa.Table.from_pylist([val_row(0, "S", 0.7, "<think>a</think> [samples=0.6,0.9]", None)]), data)
+    code, report = run_cli(
+        "pointwise", "--data", str(data), "--base-url", judge_server.base_url, "--samples", "2", "--temperature",
+        "0.7", "--out", str(tmp_path / "k.json"), *FAST,
+    )  # fmt: skip
+    # mean 0.75: 0.05 from the label, off the grid, compared at its nearest grid point 0.8 (one step from 0.7)
+    assert code == 0 and report["n"] == 1 and report["mae"] == pytest.approx(0.05) and report["off_grid"] == 1
+    assert report["exact"] == 0.0 and report["within_0_1"] == 100.0 and report["confusion"][7][8] == 1
+    assert judge_server.requests[0]["n"] == 2 and judge_server.requests[0]["temperature"] == 0.7
