@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # CPU torch from this machine's local wheel store; GPU users install the `gpu` extra instead (README).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install test lint bench prepare-data prepare-trm-data clean e2e-venv demo
+.PHONY: install test lint bench prepare-data prepare-trm-data clean e2e-venv demo demo-eval
 
 install: $(VENV)/.installed
 
@@ -33,10 +33,24 @@ DEMO_TIMEOUT ?= 2700
 demo: e2e-venv
 	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo.py $(DEMO_ARGS)
 
+# The evaluation on CPU: tiny copies of the seven benchmarks -> sophiavl.eval.prepare -> main_ppo +recipe=sophiavl_eval
+# with a tiny policy -> sophiavl.eval.report's table (docs/evaluation.md). DEMO_EVAL_ARGS: options and Hydra overrides.
+demo-eval: e2e-venv
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo_eval.py $(DEMO_EVAL_ARGS)
+
 # Each benchmark script tests/bench/bench_*.py writes bench-results/<name>.json and prints its ratios.
 bench: install
 	mkdir -p bench-results
 	set -e; for f in tests/bench/bench_*.py; do $(PY) $$f --out bench-results; done
+
+# Step-time overhead of the thinking reward: the CPU demo twice (recipes sophiavl and sophiavl_grpo, same seed and
+# steps) -> bench-results/e2e_overhead.json (docs/ablations.md). Minutes; not part of `make test` or `make bench`.
+# BENCH_E2E_ARGS passes options and Hydra overrides, e.g. BENCH_E2E_ARGS="--steps 5".
+.PHONY: bench-e2e
+bench-e2e: e2e-venv
+	mkdir -p bench-results
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/bench/e2e_overhead.py --out bench-results \
+		$(BENCH_E2E_ARGS)
 
 # Embedded sample (no SRC) or the real dataset (SRC=/data/SophiaVL-R1-130k, or a hub id SRC=hf://OWNER/NAME with an
 # optional REVISION=<branch|tag|commit>) -> $(DATA_OUT)/{train,val}-*.parquet;
@@ -46,7 +60,7 @@ SAMPLE_VAL_SIZE ?= 16
 prepare-data: install
 	$(PY) -m sophiavl.data_prep.sophiavl_130k --out $(DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
 
-# Thinking-156k -> SFT parquet for the thinking reward model (docs/data-trm.md): the embedded sample (no SRC) or the
+# Thinking-156k -> SFT parquet for the thinking reward model (docs/data.md): the embedded sample (no SRC) or the
 # dataset (SRC=/data/SophiaVL-R1-Thinking-156k, or SRC=hf://bunny127/SophiaVL-R1-Thinking-156k [REVISION=...]);
 # output in DATA_OUT when given, else data/trm; more converter flags through PREP_ARGS.
 TRM_DATA_OUT = $(if $(filter command line environment,$(origin DATA_OUT)),$(DATA_OUT),data/trm)
