@@ -32,10 +32,13 @@ What it changes, without patching verl:
      (verl's assertion in ``_build_messages``), is an error listing the first offending rows.
 
    Image bytes are not decoded here (that happens lazily per row, as in verl); the converter checks them.
+3. **Sharded files**: ``data.train_files``/``val_files`` may be globs or directories (``expand_parquet_paths``), so
+   the recipe's ``data/trm/train-*.parquet`` reads every shard the converter wrote.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -85,6 +88,27 @@ def normalize_image(entry: Any) -> Any:
     return out
 
 
+def expand_parquet_paths(paths: Any) -> list[str]:
+    """``data.train_files``/``val_files`` entries as a list of files: an entry with ``*``, ``?`` or ``[`` is a glob
+    (its sorted matches; the converter writes ``train-00000.parquet``, ``train-00001.parquet``, ...), a directory
+    stands for its sorted ``*.parquet`` files, anything else is kept as given (verl also reads ``hdfs://`` paths).
+    Raises ``FileNotFoundError`` when a glob or directory yields no file."""
+    out: list[str] = []
+    for entry in [paths] if isinstance(paths, str) else list(paths):
+        entry = str(entry)
+        if os.path.isdir(entry):
+            found = sorted(glob.glob(os.path.join(entry, "*.parquet")))
+        elif any(ch in entry for ch in "*?["):
+            found = sorted(glob.glob(os.path.expanduser(entry)))
+        else:
+            out.append(entry)
+            continue
+        if not found:
+            raise FileNotFoundError(f"no parquet file matches {entry!r} (run `make prepare-trm-data`?)")
+        out.extend(found)
+    return out
+
+
 def placeholder_count(messages: Any) -> int:
     """Number of ``<image>`` placeholders in the string contents of a row's messages."""
     return sum(m["content"].count(IMAGE_PLACEHOLDER) for m in messages if isinstance(m.get("content"), str))
@@ -126,6 +150,10 @@ class TRMSFTDataset(MultiTurnSFTDataset):
         self.text_only_rows = mode
         self.text_only_dropped = 0
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
+
+    def _download(self):
+        self.parquet_files = expand_parquet_paths(self.parquet_files)
+        super()._download()
 
     def _read_files_and_process(self):
         super()._read_files_and_process()

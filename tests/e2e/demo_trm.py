@@ -71,8 +71,8 @@ def training_command(args, data_dir: Path, base_model: Path, ckpt_dir: Path) -> 
     overrides = [
         "+recipe=sophiavl_trm",
         # data: the prepared sample, its first rows (verl keeps the first N rows: text-only and image rows mixed)
-        f"data.train_files={data_dir / 'train-00000.parquet'}",
-        f"data.val_files={data_dir / 'val-00000.parquet'}",
+        f"data.train_files={data_dir / 'train-*.parquet'}",  # every shard the converter wrote (TRMSFTDataset)
+        f"data.val_files={data_dir / 'val-*.parquet'}",
         f"data.train_max_samples={args.rows}",
         f"data.val_max_samples={args.batch}",  # one validation batch (verl's val loader drops a partial batch)
         f"data.train_batch_size={args.batch}",
