@@ -27,7 +27,7 @@ from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES, ThinkingJudge, ch
 from sophiavl.rewards.thinking_config import ThinkingRMConfig
 
 from .trm_bench import pairwise_report, pairwise_text, score_pairs
-from .trm_data import count_rows, find_test_parquet, read_pairs, read_pointwise
+from .trm_data import PAIR_COLUMNS, POINTWISE_COLUMNS, find_test_parquet, open_parquet, read_pairs, read_pointwise
 from .trm_pairwise import TIE_RULES
 from .trm_pointwise import pointwise_report, pointwise_text, score_rows
 from .trm_run import Progress
@@ -121,10 +121,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-async def _run(args: argparse.Namespace, judge: ThinkingJudge, data: Path) -> dict[str, Any]:
-    total = count_rows(data)
-    if args.limit is not None:
-        total = min(total, args.limit)
+async def _run(args: argparse.Namespace, judge: ThinkingJudge, data: Path, total: int) -> dict[str, Any]:
     sink = open(args.predictions, "w", encoding="utf-8") if args.predictions else nullcontext(None)  # noqa: SIM115
     async with judge:
         with sink as predictions:
@@ -164,16 +161,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise FileNotFoundError(f"--data {data}: no such file")
         else:
             data = resolve_pairwise_data(args.src, args.revision)
+        total = open_parquet(data, POINTWISE_COLUMNS if args.command == "pointwise" else PAIR_COLUMNS)
+        if args.limit is not None:
+            total = min(total, args.limit)
         judge = make_judge(args)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    try:
-        report = asyncio.run(_run(args, judge, data))
-    except ValueError as exc:  # a file without the expected columns
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = asyncio.run(_run(args, judge, data, total))
     elapsed = time.monotonic() - started
     report = {
         "command": args.command,

@@ -134,26 +134,32 @@ def pointwise_item(index: int, row: Mapping[str, Any], template: PromptTemplate)
     return PointwiseItem(**base, label=label, question=question, response=response, image=image)
 
 
-def count_rows(path: str | Path) -> int:
-    """Rows in a parquet file (from its footer)."""
-    return pq.ParquetFile(path).metadata.num_rows
+#: Columns each reader needs.
+POINTWISE_COLUMNS = ("messages", "images")
+PAIR_COLUMNS = ("id", "query", "response", "human_ranking", "image")
 
 
-def _rows(path: str | Path, columns: list[str] | None) -> Iterator[dict[str, Any]]:
+def open_parquet(path: str | Path, required: tuple[str, ...]) -> int:
+    """Checks that ``path`` is a parquet file with the ``required`` columns; returns its row count (from the
+    footer). Raises ``ValueError`` naming the missing columns (``pyarrow``'s own ``ArrowInvalid``, a ``ValueError``,
+    for a file that is not parquet)."""
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
-    if columns is not None:
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; it has {names}")
-    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; it has {names}")
+    return parquet.metadata.num_rows
+
+
+def _rows(path: str | Path, columns: list[str]) -> Iterator[dict[str, Any]]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS, columns=columns):
         yield from batch.to_pylist()
 
 
 def read_pointwise(path: str | Path, template: PromptTemplate) -> Iterator[PointwiseItem]:
     """Streams the held-out rows of a TRM SFT parquet file as :class:`PointwiseItem` (row order kept)."""
     names = pq.ParquetFile(path).schema_arrow.names
-    columns = ["messages", "images"] + (["extra_info"] if "extra_info" in names else [])
+    columns = [*POINTWISE_COLUMNS] + (["extra_info"] if "extra_info" in names else [])
     for index, row in enumerate(_rows(path, columns)):
         yield pointwise_item(index, row, template)
 
@@ -188,7 +194,7 @@ def pair_item(index: int, row: Mapping[str, Any]) -> PairItem:
 
 def read_pairs(path: str | Path) -> Iterator[PairItem]:
     """Streams VL-RewardBench pairs from its test parquet file (row order kept)."""
-    for index, row in enumerate(_rows(path, ["id", "query", "response", "human_ranking", "image"])):
+    for index, row in enumerate(_rows(path, [*PAIR_COLUMNS])):
         yield pair_item(index, row)
 
 

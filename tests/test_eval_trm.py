@@ -370,6 +370,15 @@ def test_pairwise_argument_errors(judge_server, vlrb_folder, tmp_path, capsys):
     pq.write_table(pa.table({"id": ["a"], "query": ["q"]}), wrong)
     assert main([*common, "--src", str(wrong)]) == 2
     assert "missing column" in capsys.readouterr().err
+    not_parquet = tmp_path / "text.parquet"
+    not_parquet.write_text("id,query\n")
+    assert main([*common, "--src", str(not_parquet)]) == 2
+    assert "error:" in capsys.readouterr().err
+    point = ["pointwise", "--base-url", judge_server.base_url, "--out", str(tmp_path / "x.json")]
+    assert main([*point, "--data", str(tmp_path / "none.parquet")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main([*point, "--data", str(wrong)]) == 2
+    assert "missing column(s) ['messages', 'images']" in capsys.readouterr().err
     assert not judge_server.requests and not (tmp_path / "x.json").exists()
 
 
