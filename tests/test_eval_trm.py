@@ -480,3 +480,20 @@ def test_pointwise_k_samples_score_the_mean(judge_server, tmp_path):
     assert code == 0 and report["n"] == 1 and report["mae"] == pytest.approx(0.05) and report["off_grid"] == 1
     assert report["exact"] == 0.0 and report["within_0_1"] == 100.0 and report["confusion"][7][8] == 1
     assert judge_server.requests[0]["n"] == 2 and judge_server.requests[0]["temperature"] == 0.7
+
+
+def test_limit_reads_only_the_first_items(judge_server, vlrb_folder, tmp_path, capsys):
+    out = tmp_path / "lim.json"
+    code, report = run_cli(
+        "pairwise", "--src", str(vlrb_folder), "--base-url", judge_server.base_url, "--limit", "3",
+        "--out", str(out), "--predictions", str(tmp_path / "p.jsonl"), *FAST,
+    )  # fmt: skip
+    # the first three pairs: right, right, wrong (all general)
+    assert code == 0 and report["pairs"] == 3 and report["n"] == 3 and len(judge_server.requests) == 6
+    assert report["groups"]["general"]["accuracy"] == pytest.approx(200 / 3) and report["macro"] is None
+    lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in lines) == ["vlfeedback_1", "vlfeedback_2", "wildvision-battle_1"]
+    assert "pairwise: 3/3 done, 0 failed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pairwise", "--src", str(vlrb_folder), "--base-url", judge_server.base_url, "--limit", "0",
+              "--out", str(out)])  # fmt: skip
