@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # CPU torch from this machine's local wheel store; GPU users install the `gpu` extra instead (README).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install test lint bench prepare-data prepare-trm-data clean e2e-venv demo demo-eval
+.PHONY: install test lint bench prepare-data prepare-trm-data clean e2e-venv demo demo-eval demo-trm
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,12 @@ demo: e2e-venv
 # with a tiny policy -> sophiavl.eval.report's table (docs/evaluation.md). DEMO_EVAL_ARGS: options and Hydra overrides.
 demo-eval: e2e-venv
 	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo_eval.py $(DEMO_EVAL_ARGS)
+
+# The thinking reward model on CPU: embedded Thinking-156k sample -> torchrun verl.trainer.sft_trainer
+# +recipe=sophiavl_trm with a tiny Qwen2.5-VL -> its saved HF model served by vLLM -> one ThinkingJudge score and
+# python -m sophiavl.eval.trm pointwise (docs/trm-training.md). DEMO_TRM_ARGS: options and Hydra overrides.
+demo-trm: e2e-venv
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo_trm.py $(DEMO_TRM_ARGS)
 
 # Each benchmark script tests/bench/bench_*.py writes bench-results/<name>.json and prints its ratios.
 bench: install
@@ -69,8 +75,8 @@ prepare-trm-data: install
 	$(PY) -m sophiavl.data_prep.thinking_156k --out $(TRM_DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(TRM_SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check recipes rewards data_prep tests
-	$(VENV)/bin/ruff format --check recipes rewards data_prep tests
+	$(VENV)/bin/ruff check recipes rewards data_prep trm tests
+	$(VENV)/bin/ruff format --check recipes rewards data_prep trm tests
 
 clean:
 	rm -rf $(VENV) $(E2E_VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,205 @@
+"""`make demo-eval`: the whole evaluation on this CPU, with a tiny policy.
+
+Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
+
+    .venv-e2e/bin/python tests/e2e/demo_eval.py [--workdir data/e2e-eval] [--timeout 1200] [--deadline S] \
+        [HYDRA_OVERRIDE ...]
+
+What it does, in order:
+  1. writes tiny copies of the seven benchmarks in their real hub layouts and schemas (tests/eval_fixtures.py) to
+     WORKDIR/hub/<benchmark>/, and prepares each with `python -m sophiavl.eval.prepare` into WORKDIR/eval/;
+  2. builds the tiny random Qwen2.5-VL policy offline with tests/e2e/build_tiny_models.py's functions (no judge
+     model: evaluation needs none), with --warmup-steps of its format warm-up on the prepared rows whose answer is A,
+     so that it answers "<think> ... </think><answer>A</answer>" (right where the gold is A);
+  3. runs `python -m verl.trainer.main_ppo +recipe=sophiavl_eval` on all seven prepared files, with the CPU
+     overrides of `make demo` (tests/e2e/demo.py's training command, keeping only its CPU and tiny-size keys) and
+     the dump in WORKDIR/dump;
+  4. stops every process it started (demo.py's process-group and marker clean-up);
+  5. writes WORKDIR/report.json with `sophiavl.eval.report` (the prepared folder given, so rows without a dump line
+     would count as missing) and prints the table; WORKDIR/summary.json records the exit status, run id and times.
+
+Exit status: 0 when main_ppo exited 0 and the report has every benchmark; otherwise non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def _load(path: Path, name: str):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+demo = _load(HERE / "demo.py", "sophiavl_e2e_demo")
+fixtures = _load(REPO / "tests" / "eval_fixtures.py", "sophiavl_tests_eval_fixtures")
+PY = demo.PY
+
+#: demo.py override keys that adapt main_ppo to this CPU and the tiny policy (kept); everything else in its training
+#: command describes the training run (recipe, data, schedule, judge, logging) and is left out
+CPU_KEY_PREFIXES = ("actor_rollout_ref.", "transfer_queue.", "ray_kwargs.", "trainer.nnodes", "trainer.n_gpus_per_node",
+                    "trainer.device", "reward.num_workers", "reward.reward_model.enable")  # fmt: skip
+
+
+def cpu_overrides(models: Path) -> list[str]:
+    """demo.py's CPU and tiny-size overrides (one prompt per batch, one response per prompt, the tiny policy)."""
+    args = argparse.Namespace(group_size=1, batch=1, steps=1, response_length=64, recipe="sophiavl_eval",
+                              rm="external", overrides=[], text_only=False)  # fmt: skip
+    cmd = demo.training_command(args, Path("unused"), models, None)
+    keys = [(o, o.lstrip("+").split("=", 1)[0]) for o in cmd[3:]]
+    return [o for o, key in keys if key.startswith(CPU_KEY_PREFIXES) and key != "actor_rollout_ref.model.path"]
+
+
+def build_policy(out: Path, rows: Path, steps: int) -> None:
+    """The tiny Qwen2.5-VL policy of build_tiny_models.py (its tokenizer, model, format warm-up and save), without the
+    judge model that script also builds: evaluation needs no judge. Runs in its own process (``build-policy``)."""
+    tiny = _load(HERE / "build_tiny_models.py", "sophiavl_e2e_build_tiny_models")
+    tokenizer = tiny.build_tokenizer()
+    model = tiny.build_vl_model(tokenizer, 1)
+    tiny.policy_warmup(model, tokenizer, rows, steps=steps)
+    tiny.save(model, tokenizer, out / "policy", False)
+
+
+def warmup_rows(eval_dir: Path, out: Path, answer: str = "A") -> Path:
+    """The prepared rows whose gold answer is ``answer``, as one parquet: build_tiny_models' warm-up teaches the
+    policy to answer like its rows' most common ground truth, so the policy learns the ``<think>...</think>
+    <answer>A</answer>`` form and then answers A everywhere: right on the rows whose gold is A, wrong elsewhere."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(eval_dir / f"{b}.parquet") for b in fixtures.BUILDERS]
+    table = pa.concat_tables(tables)
+    gold = pc.struct_field(table.column("reward_model"), "ground_truth")
+    pq.write_table(table.filter(pc.equal(gold, answer)), out)
+    return out
+
+
+def eval_command(eval_dir: Path, models: Path, dump: Path, work: Path, extra: list[str]) -> list[str]:
+    files = [str(eval_dir / f"{b}.parquet") for b in fixtures.BUILDERS]
+    return [
+        PY, "-m", "verl.trainer.main_ppo", "+recipe=sophiavl_eval",
+        *cpu_overrides(models),
+        f"actor_rollout_ref.model.path={models / 'policy'}",
+        f"data.val_files=[{','.join(files)}]",
+        f"data.train_files={eval_dir / 'mmstar.parquet'}",  # verl loads it even for val_only
+        # tiny sizes: the tiny policy's prompts are a few hundred tokens (images at most 16 tokens by its processor)
+        "data.max_prompt_length=1024",
+        "data.max_response_length=64",
+        "data.dataloader_num_workers=0",  # no forked dataloader processes on 2 cores
+        f"trainer.validation_data_dir={dump}",
+        f"trainer.default_local_dir={work / 'checkpoints'}",
+        *extra,
+    ]  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="sophiavl_eval on CPU: tiny benchmarks, tiny policy, one report")
+    parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e-eval")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds for the main_ppo run")
+    parser.add_argument("--deadline", type=float, help="seconds for all stages together")
+    parser.add_argument("--warmup-steps", type=int, default=150, help="format warm-up steps of the tiny policy")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    run_id = uuid.uuid4().hex[:12]
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("eval.log", "report.json", "summary.json"):
+        (work / name).unlink(missing_ok=True)
+    dump = work / "dump"
+    for old in dump.glob("*.jsonl"):
+        old.unlink()
+    deadline = demo.Deadline(args.deadline)
+    step_env = demo.base_env(run_id)
+    env = demo.training_env(step_env, work / "metrics.jsonl")
+    signal.signal(signal.SIGTERM, demo._interrupt)
+    proc, rc, left, times = None, 1, [], {}
+    try:
+        demo.log("1/5 tiny benchmark copies in their hub layouts, prepared with sophiavl.eval.prepare")
+        hub = fixtures.build_all(work / "hub")
+        for name, folder in hub.items():
+            demo.run_step([PY, "-m", "sophiavl.eval.prepare", "--benchmark", name, "--src", str(folder), "--out",
+                           str(work / "eval")], step_env, deadline.cap(120))  # fmt: skip
+        times["prepare_s"] = time.time() - start
+
+        demo.log(
+            f"2/5 building the tiny Qwen2.5-VL policy (offline, random weights, {args.warmup_steps} warm-up steps)"
+        )
+        rows = warmup_rows(work / "eval", work / "warmup.parquet")
+        demo.run_step([PY, __file__, "build-policy", str(work / "models"), str(rows), str(args.warmup_steps)],
+                      step_env, deadline.cap(300))  # fmt: skip
+        times["models_s"] = time.time() - start - times["prepare_s"]
+
+        cmd = eval_command(work / "eval", work / "models", dump, work, args.overrides)
+        timeout = deadline.cap(args.timeout)
+        demo.log(f"3/5 main_ppo +recipe=sophiavl_eval (log: {work / 'eval.log'}, timeout {timeout:.0f} s)")
+        (work / "command.txt").write_text(" ".join(cmd) + "\n")
+        t0 = time.time()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        demo.pump(proc.stdout, work / "eval.log", echo=not os.environ.get("DEMO_QUIET"))
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            demo.log(f"main_ppo did not finish within {timeout:.0f} s: stopping it")
+            rc = 124
+        times["main_ppo_s"] = time.time() - t0
+        if rc != 0 and (work / "eval.log").exists():
+            tail = (work / "eval.log").read_text(errors="replace").splitlines()[-60:]
+            demo.log(f"main_ppo exited {rc}; last lines of {work / 'eval.log'}:\n" + "\n".join(tail))
+    except KeyboardInterrupt:
+        demo.log("interrupted: stopping everything")
+        rc = 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        demo.log("4/5 stopping what the run started")
+        if proc is not None:
+            demo.kill_group(proc)
+        left = demo.kill_marked(run_id)
+        if left:
+            demo.log(f"killed {len(left)} leftover process(es) of this run: {left}")
+
+    report = None
+    if rc == 0:
+        from sophiavl.eval.report import report_from_dump
+        from sophiavl.eval.results import markdown_table, write_report
+
+        demo.log(f"5/5 report: python -m sophiavl.eval.report --dump {dump} --data {work / 'eval'}")
+        report = report_from_dump(dump, work / "eval")
+        write_report(report, work / "report.json")
+        print("\n=== sophiavl_eval on CPU (tiny random policy: the numbers only show the pipeline works) ===")
+        print(markdown_table(report), flush=True)
+        if set(report["benchmarks"]) != set(fixtures.BUILDERS):
+            demo.log(f"the report lacks benchmarks: {sorted(set(fixtures.BUILDERS) - set(report['benchmarks']))}")
+            rc = 1
+    wall = time.time() - start
+    summary = {"exit_status": rc, "run_id": run_id, "marker": demo.MARKER, "leftover_pids_killed": left,
+               "times": times, "wall_s": wall, "report": str(work / "report.json") if report else None}  # fmt: skip
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
+    demo.log(f"done: exit status {rc}, wall time {wall:.0f} s; summary in {work / 'summary.json'}")
+    return rc
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["build-policy"]:
+        build_policy(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        sys.exit(0)
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""End to end on CPU: the `make demo-eval` run (tiny hub copies -> sophiavl.eval.prepare -> verl main_ppo
++recipe=sophiavl_eval with vLLM rollouts -> sophiavl.eval.report), checked from the outside: the report's shape and
+that every prepared row was generated and scored. The scoring and aggregation themselves are checked exactly by the
+unit tests (tests/test_eval_*.py).
+
+Needs the e2e venv (`make e2e-venv`); without it the test is skipped, unless SOPHIAVL_E2E=require (what `make test`
+sets), where it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+E2E_PY = REPO / os.environ.get("E2E_VENV", ".venv-e2e") / "bin" / "python"
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the training demo's test: its runner (SIGTERM on timeout so the demo stops its own processes) and process scans
+e2e = _load(HERE / "test_e2e_demo.py", "sophiavl_e2e_test_demo_runner")
+fx = _load(REPO / "tests" / "eval_fixtures.py", "sophiavl_tests_eval_fixtures_e2e")
+DEADLINE_S = e2e.TIMEOUT_S - 120  # the demo's own limit for all its stages; then it stops its processes
+
+
+class EvalRun(NamedTuple):
+    stdout: str
+    summary: dict
+    report: dict
+    dump: list[dict]
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory):
+    if not E2E_PY.exists():
+        if os.environ.get("SOPHIAVL_E2E") == "require":
+            pytest.fail(f"{E2E_PY} missing: `make e2e-venv` should have made it")
+        pytest.skip(f"no e2e venv at {E2E_PY}: run `make e2e-venv` (or `make test`)")
+    work = tmp_path_factory.mktemp("e2e-eval")
+    cmd = [str(E2E_PY), str(HERE / "demo_eval.py"), "--workdir", str(work), "--deadline", str(DEADLINE_S)]
+    proc = e2e._run_demo(cmd, dict(os.environ, DEMO_QUIET="1"), work)
+    summary = json.loads((work / "summary.json").read_text()) if (work / "summary.json").exists() else {}
+    if proc.returncode != 0:
+        log = (work / "eval.log").read_text()[-6000:] if (work / "eval.log").exists() else ""
+        pytest.fail(f"demo-eval exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n"
+                    f"--- stderr ---\n{proc.stderr[-3000:]}\n--- eval.log (tail) ---\n{log}")  # fmt: skip
+    dump = [json.loads(line) for line in (work / "dump" / "0.jsonl").read_text().splitlines() if line.strip()]
+    return EvalRun(proc.stdout, summary, json.loads((work / "report.json").read_text()), dump, work)
+
+
+def test_exit_status_and_table_printed(eval_run):
+    assert eval_run.summary["exit_status"] == 0
+    assert "| benchmark | this model | SophiaVL-R1-7B (paper) |" in eval_run.stdout
+
+
+def test_report_has_every_benchmark_and_every_row(eval_run):
+    benchmarks = eval_run.report["benchmarks"]
+    assert list(benchmarks) == ["mathvista", "mathverse", "mmmu", "mme", "chartqa", "mmbench", "mmstar"]
+    for name, b in benchmarks.items():
+        assert b["n"] == fx.EXPECTED[name][1], name  # every prepared row ...
+        assert b["missing"] == 0, name  # ... has a scored generation in the dump
+        assert math.isfinite(b["score"]) and b["score"] >= 0
+        assert b["score"] <= (400.0 if name == "mme" else 100.0)  # MME: 2 subtasks of at most 200 points here
+        assert 0.0 <= b["answer_format_share"] <= 1.0
+        assert b["paper"]["SophiaVL-R1-7B"] is not None and b["sub_scores"]
+    assert set(benchmarks["mme"]["sub_scores"]) >= {"perception", "cognition"}
+
+
+def test_dump_rows_carry_the_scoring_keys(eval_run):
+    rows = eval_run.dump
+    assert len(rows) == sum(written for _, written, _ in fx.EXPECTED.values())  # one greedy generation per row
+    for row in rows:
+        assert row["step"] == 0  # validation before any training step, no checkpoint resumed
+        assert row["acc"] in (0.0, 1.0) and row["score"] == row["acc"]
+        assert row["benchmark"] in fx.EXPECTED and row["id"]
+    assert len({(r["benchmark"], r["id"]) for r in rows}) == len(rows)
+
+
+def test_no_process_left_behind(eval_run):
+    assert e2e.demo.marked_pids(eval_run.summary["run_id"]) == []
+    assert e2e._pids_naming(str(eval_run.work)) == []
