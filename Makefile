@@ -75,8 +75,8 @@ prepare-trm-data: install
 	$(PY) -m sophiavl.data_prep.thinking_156k --out $(TRM_DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(TRM_SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check recipes rewards data_prep trm tests
-	$(VENV)/bin/ruff format --check recipes rewards data_prep trm tests
+	$(VENV)/bin/ruff check recipes rewards data_prep trm eval tests
+	$(VENV)/bin/ruff format --check recipes rewards data_prep trm eval tests
 
 clean:
 	rm -rf $(VENV) $(E2E_VENV) build *.egg-info .pytest_cache
