@@ -16,9 +16,9 @@ What it changes, without patching verl:
    image. Here every row of a vision-language processor carries ``multi_modal_inputs``: an empty dict for a
    text-only row. The collator then stacks that key for every batch (a stack of non-tensor data), and verl's
    engine (``extract_multi_modal_inputs``, ``verl/utils/model.py``) concatenates the image tensors of the rows that
-   have them and skips the empty dicts; a micro-batch with no image at all reaches the model without
-   ``pixel_values``, where verl's Qwen2.5-VL forward runs a zero dummy image through the vision tower (so that
-   FSDP ranks stay in step) and adds it with weight 0. Rows are never altered, dropped or given fake images.
+   have them and skips the empty dicts. Rows are never altered or given fake images. (A micro-batch with no image
+   at all is a different verl bug, in its Qwen2.5-VL forward, that no dataset can fix: see ``data.text_only_rows``
+   below and docs/trm-training.md, "Known verl bugs".)
 2. **Image cells checked when the files are read**, so that a bad row fails the run before the first step with
    its row number instead of deep inside a data-loader worker:
 
