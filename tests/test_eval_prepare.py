@@ -215,3 +215,27 @@ def test_rlhf_dataset_reads_all_benchmarks_together(prepared, tmp_path, monkeypa
         assert int((inputs["input_ids"][0] == pad_id).sum()) == want * TOKENS_PER_FIXTURE_IMAGE
         assert int(inputs["image_grid_thw"].prod(dim=-1).sum()) // merge**2 == want * TOKENS_PER_FIXTURE_IMAGE
     assert seen == set(fx.EXPECTED)
+
+
+def test_mmmu_repeated_and_unreferenced_images():
+    from sophiavl.eval.benchmarks import mmmu
+
+    img = {k: {"bytes": fx.png(fx.COLORS[k]), "path": None} for k in (1, 2, 3)}
+    row = {"id": "validation_Math_9", "question": "Compare <image 2> with <image 1>; is <image 2> larger?",
+           "options": "['yes', 'no']", "answer": "B", "question_type": "multiple-choice", "subfield": "x",
+           "image_1": img[1], "image_2": img[2], "image_3": img[3]}  # fmt: skip
+    item = mmmu.convert(row)
+    # image 3 is never referenced: it goes first; then images 2 and 1 in order of first reference
+    assert item.question == "<image>\nCompare <image> with <image>; is [image 2] larger?"
+    assert [sha(b) for b in item.images] == [sha(img[3]["bytes"]), sha(img[2]["bytes"]), sha(img[1]["bytes"])]
+    assert item.options == ["yes", "no"] and item.ground_truth == "B"
+
+
+def test_chartqa_lmms_lab_schema():
+    from sophiavl.eval.benchmarks import chartqa
+
+    row = {"question": "What is the total?", "answer": "12", "type": "augmented_test",
+           "image": {"bytes": fx.png(), "path": None}}  # fmt: skip
+    item = chartqa.convert(row)
+    assert (item.question, item.ground_truth, item.answers, item.category) == ("What is the total?", "12", ["12"],
+                                                                               "augmented")  # fmt: skip
