@@ -31,9 +31,17 @@ HEADLINE: dict[str, dict[str, float]] = {
     },
 }
 
-#: model -> benchmark -> sub-score name (as the report names it) -> number
+#: model -> benchmark -> sub-score name (as the report names it) -> number. Table 1's MathVista columns: SCI, ARI and
+#: LOG are skills (``metadata.skills``), TQA and MWP tasks (``metadata.task``).
 SUB_SCORES: dict[str, dict[str, dict[str, float]]] = {
     SOPHIAVL: {
+        "mathvista": {
+            "skill/scientific reasoning": 70.5,
+            "task/textbook question answering": 73.4,
+            "skill/arithmetic reasoning": 62.6,
+            "task/math word problem": 76.9,
+            "skill/logical reasoning": 35.1,
+        },
         "mathverse": {
             "version/Vision Intensive": 45.4,
             "version/Vision Only": 43.9,
@@ -43,6 +51,13 @@ SUB_SCORES: dict[str, dict[str, dict[str, float]]] = {
         },
     },
     QWEN: {
+        "mathvista": {
+            "skill/scientific reasoning": 65.6,
+            "task/textbook question answering": 67.7,
+            "skill/arithmetic reasoning": 57.5,
+            "task/math word problem": 69.4,
+            "skill/logical reasoning": 27.0,
+        },
         "mathverse": {
             "version/Vision Intensive": 41.1,
             "version/Vision Only": 41.0,
