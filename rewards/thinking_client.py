@@ -379,7 +379,7 @@ class ThinkingJudge:
             error = ERROR_NONE
             self.stats.successes += 1
             if len(usable) < len(scores):
-                logger.warning(
+                logger.debug(
                     "thinking RM %s: %d of %d samples failed: %s",
                     self.url,
                     len(scores) - len(usable),

@@ -47,6 +47,19 @@ def test_figures_use_steps_two_and_later():
     assert out["reward_tail_s_sophiavl"] == pytest.approx(0.8)
     assert out["gen_share_difference"] == pytest.approx(0.4)  # ((4 + 2)/2 - 1) / 5
     assert out["judge_latency_mean_s"] == pytest.approx(2.0)
+    assert out["phases_s"]["timing_s/gen"] == {"sophiavl": pytest.approx(3.0), "sophiavl_grpo": pytest.approx(1.0)}
+
+
+def test_second_run_reuses_the_first_runs_inputs(tmp_path):
+    shared = load().shared_inputs
+    assert shared(tmp_path / "sophiavl", True) == (["--assets", str(tmp_path / "assets")], [])
+    options, overrides = shared(tmp_path / "sophiavl", False)
+    assert options == []
+    assert overrides == [
+        f"actor_rollout_ref.model.path={tmp_path / 'sophiavl' / 'models' / 'policy'}",
+        f"data.train_files={tmp_path / 'sophiavl' / 'rows' / 'train.parquet'}",
+        f"data.val_files={tmp_path / 'sophiavl' / 'rows' / 'val.parquet'}",
+    ]
 
 
 def test_one_step_is_not_enough():

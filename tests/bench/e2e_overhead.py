@@ -15,6 +15,12 @@ twice with the same seed, steps and sizes: recipe ``sophiavl`` (outcome + thinki
 * ``gen_share_difference``: ``(timing_s/gen of sophiavl - timing_s/gen of sophiavl_grpo) / timing_s/step of
   sophiavl``, steps 2+ (a cross-check from verl's own keys; the two runs' policies differ after step 1).
 
+Both runs train the same tiny policy on the same rows: the first run builds them (the demo's policy warm-up is
+timed, so two builds differ), the second reuses them (the demo's ``--assets`` folder, or, with a demo without that
+option, Hydra overrides of ``actor_rollout_ref.model.path`` and ``data.{train,val}_files``). The machine is shared
+and step times vary between runs; the per-phase means (``timing_s/*``) of both runs are in the JSON to tell where a
+difference comes from.
+
 It takes minutes (two demo runs) and is kept out of ``make test`` and ``make bench``. Writes
 ``OUT/e2e_overhead.json`` (both runs' per-step metrics included) and prints the figures.
 
@@ -37,7 +43,24 @@ DEMO = REPO / "tests" / "e2e" / "demo.py"
 RECIPES = ("sophiavl", "sophiavl_grpo")
 
 
-def run_demo(recipe: str, args: argparse.Namespace) -> dict:
+def demo_has_assets_option() -> bool:
+    """Whether tests/e2e/demo.py takes ``--assets DIR`` (rows and tiny models built once, reused when alike)."""
+    out = subprocess.run([sys.executable, str(DEMO), "--help"], capture_output=True, text=True, check=False, cwd=REPO)
+    return "--assets" in out.stdout
+
+
+def shared_inputs(first_work: Path, assets: bool) -> tuple[list[str], list[str]]:
+    """(demo options, Hydra overrides) that make a run use the rows and tiny models of the run in ``first_work``."""
+    if assets:
+        return ["--assets", str(first_work.parent / "assets")], []
+    return [], [
+        f"actor_rollout_ref.model.path={first_work / 'models' / 'policy'}",
+        f"data.train_files={first_work / 'rows' / 'train.parquet'}",
+        f"data.val_files={first_work / 'rows' / 'val.parquet'}",
+    ]
+
+
+def run_demo(recipe: str, args: argparse.Namespace, options: list[str], overrides: list[str]) -> dict:
     """One demo run; returns its summary.json (``steps``: verl's logged metrics per step)."""
     work = args.workdir / recipe
     cmd = [
@@ -51,7 +74,9 @@ def run_demo(recipe: str, args: argparse.Namespace) -> dict:
         str(work),
         "--timeout",
         str(args.timeout),
+        *options,
         f"data.seed={args.seed}",
+        *overrides,
         *args.overrides,
     ]
     print(f"[bench-e2e] {recipe}: {' '.join(cmd[1:])}", flush=True)
@@ -83,6 +108,7 @@ def figures(thinking: list[dict], grpo: list[dict]) -> dict:
     gen_t, gen_g = steady(thinking, "timing_s/gen"), steady(grpo, "timing_s/gen")
     latency = steady(thinking, "trust/rm_latency_mean_s")
     mean_step_t, mean_step_g = statistics.fmean(step_t), statistics.fmean(step_g)
+    phases = sorted({k for s in thinking + grpo for k in s if str(k).startswith("timing_s/")})
     return {
         "steady_steps": len(step_t),
         "step_s_sophiavl": mean_step_t,
@@ -96,6 +122,13 @@ def figures(thinking: list[dict], grpo: list[dict]) -> dict:
         if gen_t and gen_g
         else None,
         "judge_latency_mean_s": statistics.fmean(latency) if latency else None,
+        "phases_s": {
+            key: {
+                "sophiavl": statistics.fmean(steady(thinking, key)) if steady(thinking, key) else None,
+                "sophiavl_grpo": statistics.fmean(steady(grpo, key)) if steady(grpo, key) else None,
+            }
+            for key in phases
+        },
     }
 
 
@@ -112,7 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--steps must be >= 2: step 1 carries the warm-up")
     args.workdir = args.workdir.resolve()
 
-    runs = {recipe: run_demo(recipe, args) for recipe in RECIPES}
+    options, overrides = shared_inputs(args.workdir / RECIPES[0], demo_has_assets_option())
+    runs = {RECIPES[0]: run_demo(RECIPES[0], args, options, [])}
+    runs[RECIPES[1]] = run_demo(RECIPES[1], args, options, overrides)
     out = {
         "name": "e2e_overhead",
         "what": "CPU demo step time: sophiavl (thinking reward + Trust-GRPO) vs sophiavl_grpo (outcome only, GRPO)",
