@@ -8,9 +8,9 @@ Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
 What it does, in order:
   1. writes tiny copies of the seven benchmarks in their real hub layouts and schemas (tests/eval_fixtures.py) to
      WORKDIR/hub/<benchmark>/, and prepares each with `python -m sophiavl.eval.prepare` into WORKDIR/eval/;
-  2. builds the tiny random Qwen2.5-VL policy offline with tests/e2e/build_tiny_models.py's functions (no judge
-     model: evaluation needs none), with --warmup-steps of its format warm-up on the prepared rows whose answer is A,
-     so that it answers "<think> ... </think><answer>A</answer>" (right where the gold is A);
+  2. builds the tiny random Qwen2.5-VL policy offline (tests/e2e/build_tiny_models.py, which also writes a judge
+     model that evaluation does not use), with its format warm-up on the prepared rows whose answer is A, so that
+     it answers "<think> ... </think><answer>A</answer>" (right where the gold is A);
   3. runs `python -m verl.trainer.main_ppo +recipe=sophiavl_eval` on all seven prepared files, with the CPU
      overrides of `make demo` (tests/e2e/demo.py's training command, keeping only its CPU and tiny-size keys) and
      the dump in WORKDIR/dump;
@@ -66,16 +66,6 @@ def cpu_overrides(models: Path) -> list[str]:
     return [o for o, key in keys if key.startswith(CPU_KEY_PREFIXES) and key != "actor_rollout_ref.model.path"]
 
 
-def build_policy(out: Path, rows: Path, steps: int) -> None:
-    """The tiny Qwen2.5-VL policy of build_tiny_models.py (its tokenizer, model, format warm-up and save), without the
-    judge model that script also builds: evaluation needs no judge. Runs in its own process (``build-policy``)."""
-    tiny = _load(HERE / "build_tiny_models.py", "sophiavl_e2e_build_tiny_models")
-    tokenizer = tiny.build_tokenizer()
-    model = tiny.build_vl_model(tokenizer, 1)
-    tiny.policy_warmup(model, tokenizer, rows, steps=steps)
-    tiny.save(model, tokenizer, out / "policy", False)
-
-
 def warmup_rows(eval_dir: Path, out: Path, answer: str = "A") -> Path:
     """The prepared rows whose gold answer is ``answer``, as one parquet: build_tiny_models' warm-up teaches the
     policy to answer like its rows' most common ground truth, so the policy learns the ``<think>...</think>
@@ -114,7 +104,6 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e-eval")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds for the main_ppo run")
     parser.add_argument("--deadline", type=float, help="seconds for all stages together")
-    parser.add_argument("--warmup-steps", type=int, default=150, help="format warm-up steps of the tiny policy")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
 
@@ -140,12 +129,10 @@ def main(argv=None) -> int:
                            str(work / "eval")], step_env, deadline.cap(120))  # fmt: skip
         times["prepare_s"] = time.time() - start
 
-        demo.log(
-            f"2/5 building the tiny Qwen2.5-VL policy (offline, random weights, {args.warmup_steps} warm-up steps)"
-        )
+        demo.log("2/5 building the tiny Qwen2.5-VL policy (offline, random weights, format warm-up)")
         rows = warmup_rows(work / "eval", work / "warmup.parquet")
-        demo.run_step([PY, __file__, "build-policy", str(work / "models"), str(rows), str(args.warmup_steps)],
-                      step_env, deadline.cap(300))  # fmt: skip
+        demo.run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), "--warmup-rows", str(rows)],
+                      step_env, deadline.cap(420))  # fmt: skip
         times["models_s"] = time.time() - start - times["prepare_s"]
 
         cmd = eval_command(work / "eval", work / "models", dump, work, args.overrides)
@@ -199,7 +186,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["build-policy"]:
-        build_policy(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
-        sys.exit(0)
     sys.exit(main())
