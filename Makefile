@@ -27,11 +27,18 @@ E2E_VENV ?= .venv-e2e
 e2e-venv:
 	E2E_VENV=$(E2E_VENV) PYTHON=$(PYTHON) bash tests/e2e/setup_venv.sh
 
-# One tiny Trust-GRPO run through verl's main_ppo on CPU with a vLLM judge on loopback (README, "Run it on CPU").
-# DEMO_ARGS passes options and Hydra overrides to tests/e2e/demo.py, e.g. DEMO_ARGS="--steps 3".
+# One tiny Trust-GRPO run through verl's main_ppo on CPU with a vLLM judge on loopback (docs/cpu.md).
+# DEMO_ARGS passes options and Hydra overrides to tests/e2e/demo.py, e.g. DEMO_ARGS="--steps 3", DEMO_ARGS="--rm verl"
+# (verl serves the thinking RM, the recipe's default topology), DEMO_ARGS="--steps 3 --fault-after-step 1" (the
+# judge goes down after step 1, the run stops, then resumes from its checkpoint).
 DEMO_TIMEOUT ?= 2700
 demo: e2e-venv
 	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo.py $(DEMO_ARGS)
+
+# The fault tests alone (also part of `make test`): judge outage, stop, resume from the checkpoint (docs/cpu.md).
+.PHONY: test-faults
+test-faults: install e2e-venv
+	SOPHIAVL_E2E=require $(PY) -m pytest -q tests/e2e/test_judge_proxy.py tests/e2e/test_e2e_resume.py
 
 # The evaluation on CPU: tiny copies of the seven benchmarks -> sophiavl.eval.prepare -> main_ppo +recipe=sophiavl_eval
 # with a tiny policy -> sophiavl.eval.report's table (docs/evaluation.md). DEMO_EVAL_ARGS: options and Hydra overrides.

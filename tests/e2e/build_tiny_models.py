@@ -6,7 +6,8 @@ writes OUT_DIR/policy and OUT_DIR/judge: each a Qwen2.5-VL (Qwen2_5_VLForConditi
 tower and a 2-layer language model, hidden 64, head_dim 32) with its processor, or with --text-only a
 Qwen2ForCausalLM of the same text size. The tokenizer is a byte-level BPE trained in memory, wrapped as
 Qwen2TokenizerFast with the Qwen chat template and special tokens. Policy and judge differ only by their random
-seed. With --warmup-rows the policy gets a few seconds of format warm-up (see format_warmup). Takes a few seconds.
+seed, and by the judge's initial weight scale (JUDGE_INIT_STD, see build_vl_model). With --warmup-rows the policy
+gets a few seconds of format warm-up (see format_warmup). Takes a few seconds.
 The Qwen2.5-VL processor needs torchvision (the e2e venv makes it importable).
 
 vLLM on CPU needs head_dim >= 32; verl and vLLM need the tokenizer's ids below the model's vocab_size.
@@ -96,13 +97,22 @@ def text_config(tokenizer) -> dict:
     )  # fmt: skip
 
 
-def build_model(tokenizer, seed: int):
-    """A tiny Qwen2ForCausalLM (text-only)."""
+# The judge's initial weight scale (the config's initializer_range; the policy keeps transformers' 0.02). At 0.02 a
+# random judge answers the same score whatever it reads (every group's thinking scores are then equal, gamma is
+# always 1); at 0.5 its greedy or seeded answer depends on the question and response it reads, so scores differ
+# within a group and the trust weight has something to act on. Still random weights: no score is taught to it.
+JUDGE_INIT_STD = 0.5
+
+
+def build_model(tokenizer, seed: int, init_std: float = 0.02):
+    """A tiny Qwen2ForCausalLM (text-only); ``init_std`` is the initializer_range of its weights."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(**text_config(tokenizer), tie_word_embeddings=True, torch_dtype="float32")
+    config = Qwen2Config(
+        **text_config(tokenizer), tie_word_embeddings=True, torch_dtype="float32", initializer_range=init_std
+    )
     model = Qwen2ForCausalLM(config).to(torch.float32)
     model.generation_config = GenerationConfig(
         eos_token_id=[config.eos_token_id, config.pad_token_id], pad_token_id=config.pad_token_id
@@ -110,8 +120,8 @@ def build_model(tokenizer, seed: int):
     return model
 
 
-def build_vl_model(tokenizer, seed: int):
-    """A tiny Qwen2_5_VLForConditionalGeneration."""
+def build_vl_model(tokenizer, seed: int, init_std: float = 0.02):
+    """A tiny Qwen2_5_VLForConditionalGeneration; ``init_std`` is the initializer_range of its language model."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -121,6 +131,7 @@ def build_vl_model(tokenizer, seed: int):
     vision = dict(depth=1, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=64,
                   fullatt_block_indexes=[0], window_size=112, dtype="float32")  # fmt: skip
     text["dtype"] = "float32"  # both sub-configs say fp32, as from_pretrained(dtype="float32") would write
+    text["initializer_range"] = init_std
     config = Qwen2_5_VLConfig(
         text_config=text, vision_config=vision, tie_word_embeddings=True,
         image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
@@ -153,8 +164,8 @@ def save(model, tokenizer, path: Path, text_only: bool) -> None:
 def format_warmup(model, tokenizer, rows_parquet: Path, steps: int = 200, seed: int = 0) -> None:
     """A few seconds of supervised steps so that the policy answers `<think> check ... </think><answer>X</answer>`
     with X drawn from the rows' ground truths (whatever the question). Random weights never pass the format gate
-    (every Ro = 0); after this warm-up some sampled answers are right and some wrong, so the run shows Trust-GRPO on
-    groups with correct and wrong responses."""
+    (every Ro = 0); after this warm-up some sampled answers are right and some wrong. On the demo's multiple-choice
+    rows (6 of 8 answer C) most groups then mix right and wrong answers, so Trust-GRPO sees both sides."""
     import random
 
     import pyarrow.parquet as pq
@@ -176,7 +187,7 @@ def format_warmup(model, tokenizer, rows_parquet: Path, steps: int = 200, seed: 
         batch = []
         for _ in range(4):
             # a reasoning part of random length: verl 0.9.1 mis-slices Qwen2.5-VL position ids when every sequence
-            # of a micro-batch has the same length (see README, "Run it on CPU"); varied lengths keep clear of it
+            # of a micro-batch has the same length (docs/cpu.md); varied lengths keep clear of it
             think = " check" * rng.randint(1, 8)
             answer = f"<think>{think} </think><answer>{rng.choice(answers)}</answer><|im_end|>"
             batch.append((rng.choice(prompts), tokenizer(answer).input_ids))
@@ -198,12 +209,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--text-only", action="store_true", help="Qwen2ForCausalLM instead of Qwen2.5-VL")
-    parser.add_argument("--warmup-rows", type=Path, help="parquet whose prompts teach the policy the answer format")
+    parser.add_argument(
+        "--warmup-rows",
+        type=Path,
+        help="parquet whose prompts and answers the policy's format warm-up uses (format_warmup)",
+    )
     args = parser.parse_args(argv)
     tokenizer = build_tokenizer()
-    for name, seed in (("policy", 1), ("judge", 2)):
+    for name, seed in (("policy", 1), ("judge", 2)):  # fixed seeds: the same models on every build
         path = args.out_dir / name
-        model = (build_model if args.text_only else build_vl_model)(tokenizer, seed)
+        init_std = JUDGE_INIT_STD if name == "judge" else 0.02
+        model = (build_model if args.text_only else build_vl_model)(tokenizer, seed, init_std)
         if name == "policy" and args.warmup_rows:
             format_warmup(model, tokenizer, args.warmup_rows)
         save(model, tokenizer, path, args.text_only)

@@ -1,29 +1,36 @@
-"""`make demo`: one real SophiaVL-R1 training run through verl 0.9.1 on a CPU-only machine.
+"""`make demo`: one real SophiaVL-R1 training run through verl 0.9.1 on a CPU-only machine (docs/cpu.md).
 
 Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
 
     .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--deadline S] [--workdir data/e2e] \
-        [--recipe sophiavl] [HYDRA_OVERRIDE ...]
+        [--assets DIR] [--rm external|verl] [--recipe sophiavl] [--fault-after-step K] [HYDRA_OVERRIDE ...]
 
 What it does, in order:
-  1. prepares the embedded sample dataset (the command `make prepare-data` runs) into WORKDIR/sophiavl and keeps
-     its first rows, images included (--text-only: without images);
+  1. prepares the embedded sample dataset (the command `make prepare-data` runs) into ASSETS/sophiavl and keeps its
+     first multiple-choice rows, images included (--text-only: without images; --problem-type: another type);
   2. builds a tiny random Qwen2.5-VL policy and thinking reward model, offline (--text-only: Qwen2); the policy
-     gets a few seconds of warm-up on the answer format, so that some of its answers are right;
-  3. starts the thinking RM behind a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
-  4. runs `python -m verl.trainer.main_ppo +recipe=sophiavl <CPU and tiny-size overrides>` with the judge at
-     reward.thinking_rm.base_url, under a timeout;
+     gets a few seconds of warm-up on the answer format, so that some of its answers are right. Steps 1 and 2 are
+     skipped when --assets DIR already holds rows and models built alike (ASSETS defaults to WORKDIR);
+  3. --rm external (default): starts the thinking RM behind a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
+     --rm verl: nothing here, verl serves the TRM itself on its own resource pool (the recipe's default);
+  4. runs `python -m verl.trainer.main_ppo +recipe=sophiavl <CPU and tiny-size overrides>` under a timeout;
+     with --fault-after-step K: checkpoints every step, the judge is reached through tests/e2e/judge_proxy.py, which
+     goes down at the first judge call of step K + 1, so the run must stop on the trust sampler's failure-rate error;
+     then the proxy comes back and the same command with trainer.resume_mode=auto must run steps K + 1..--steps;
   5. stops every process it started, also on failure, Ctrl-C or timeout: each child runs in its own process
-     group, and every process that carries this run's marker variable (Ray's raylet and workers, vLLM's engine
-     processes) is killed;
-  6. then prints a per-step summary from verl's file logger (metrics.jsonl) and the judge server's request count
-     (read before the judge was stopped), and writes WORKDIR/summary.json.
+     group, and every process that carries one of this run's marker values (Ray's raylet and workers, vLLM's engine
+     processes; one value for the judge, one per training run) is killed;
+  6. then prints a per-step summary from verl's file logger (metrics.jsonl; in the fault drill one file per training
+     run, metrics.run1.jsonl and metrics.run2.jsonl, merged, because verl's file logger truncates its file when a
+     run starts) and the judge server's request count (read before the judge was stopped), and writes
+     WORKDIR/summary.json.
 
 Time limits: each stage has its own (preparation 300 + 120 s, models 300 s, judge start-up 600 s, training
---timeout); --deadline S caps them all, so that every stage ends within S seconds of the start (the stopping of
-step 5 comes after, at most about a minute). The e2e test passes a deadline below its own timeout.
+--timeout per training run); --deadline S caps them all, so that every stage ends within S seconds of the start (the
+stopping of step 5 comes after, at most about a minute). The e2e tests pass a deadline below their own timeout.
 
-Exit status: 0 when training exited 0 and every step logged its metrics; otherwise non-zero.
+Exit status: 0 when training exited 0 and every step logged its metrics (fault drill: the first run stopped on the
+judge outage and the resumed run finished); otherwise non-zero.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ SUMMARY_COLUMNS = [
     ("judge_req", "trust/rm_requested_count"),
     ("judge_fail", "trust/rm_failed_count"),
     ("R", "trust/reward_mean"),
+    ("pg_loss", "actor/pg_loss"),
+    ("grad_norm", "actor/grad_norm"),
     ("step_s", "timing_s/step"),
 ]
 
@@ -236,19 +245,65 @@ def recipe_uses_judge(recipe: str, overrides: list[str]) -> bool:
     return bool(value)
 
 
+JUDGE_SEED = 7
+# The judge's client keys, the same for both topologies: constrained output (a random judge still answers a parseable
+# <answer>0.x</answer>), a short reply, a generous timeout for 2 busy cores.
+# Sampled at temperature 1 with a fixed seed (vLLM seeds each request: the same request gets the same score), so that
+# the random judge's scores differ between responses (build_tiny_models.JUDGE_INIT_STD) and repeat between runs.
+JUDGE_CLIENT = ["reward.thinking_rm.constrain_output=True", "reward.thinking_rm.max_tokens=16",
+                "reward.thinking_rm.timeout_s=120", "reward.thinking_rm.temperature=1.0",
+                f"reward.thinking_rm.seed={JUDGE_SEED}"]  # fmt: skip
+
+
+def judge_overrides(rm: str, judge_url: str | None, judge_model: Path) -> list[str]:
+    """The reward-model overrides of one topology.
+
+    ``rm="external"``: the judge is an OpenAI-compatible server at ``judge_url`` (None: a recipe without a thinking
+    RM, nothing to add but switching verl's RM off). ``rm="verl"``: the recipe's default, verl serves the TRM
+    (``judge_model``) with its own vLLM (CPU) replica on its own resource pool of one fake GPU, and the manager
+    reaches it through verl's reward router (``reward.thinking_rm.base_url=null``).
+    """
+    if rm == "external":
+        off = [
+            "reward.reward_model.enable=False",  # the judge is external (base_url): no verl-served RM
+            "reward.reward_model.enable_resource_pool=False",  # else verl still reserves its GPUs ("less than desired")
+        ]
+        if judge_url is None:
+            return off
+        return [*off, f"reward.thinking_rm.base_url={judge_url}", "reward.thinking_rm.model=thinking-rm", *JUDGE_CLIENT]
+    if rm != "verl":
+        raise ValueError(f"--rm must be external or verl, got {rm!r}")
+    rm_rollout = "reward.reward_model.rollout"
+    return [
+        "reward.reward_model.enable=True",
+        "reward.reward_model.enable_resource_pool=True",  # its own pool: one more fake GPU (num_gpus=2 below)
+        "reward.reward_model.nnodes=1",
+        "reward.reward_model.n_gpus_per_node=1",
+        f"reward.reward_model.model_path={judge_model}",
+        "reward.thinking_rm.base_url=null",  # the manager asks verl's reward router
+        "reward.thinking_rm.model=null",  # the served name is reward.reward_model.model_path
+        *JUDGE_CLIENT,
+        # the same CPU settings and reasons as the policy's rollout below
+        f"{rm_rollout}.name=vllm",
+        f"{rm_rollout}.dtype=float32",
+        f"{rm_rollout}.enforce_eager=True",
+        f"{rm_rollout}.gpu_memory_utilization=0.1",
+        f"{rm_rollout}.tensor_model_parallel_size=1",
+        f"{rm_rollout}.max_model_len=4096",
+        f"{rm_rollout}.max_num_batched_tokens=4096",
+        f"{rm_rollout}.max_num_seqs=16",
+        f"+{rm_rollout}.enable_sleep_mode=False",
+        f"{rm_rollout}.free_cache_engine=False",
+    ]
+
+
 def training_command(args, data_dir: Path, models: Path, judge_url: str | None) -> list[str]:
     """The main_ppo command line. ``judge_url``: the external judge's ``.../v1``; ``None`` for a recipe that runs
     without a thinking reward model (``recipe_uses_judge`` false). ``args.recipe`` (default ``sophiavl``) is the
     recipe, as ``+recipe=NAME``."""
     n = args.group_size
     recipe = getattr(args, "recipe", "sophiavl")
-    judge = [] if judge_url is None else [
-        f"reward.thinking_rm.base_url={judge_url}",
-        "reward.thinking_rm.model=thinking-rm",
-        "reward.thinking_rm.constrain_output=True",
-        "reward.thinking_rm.max_tokens=16",
-        "reward.thinking_rm.timeout_s=120",
-    ]  # fmt: skip
+    judge = judge_overrides(getattr(args, "rm", "external"), judge_url, models / "judge")
     overrides = [
         f"+recipe={recipe}",
         # data: the first rows of the embedded sample (images as bytes, or text-only with --text-only)
@@ -293,8 +348,6 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
         "actor_rollout_ref.rollout.agent.num_workers=1",
         # reward: our manager, the judge on loopback, constrained output so a random judge still parses
         "reward.num_workers=1",
-        "reward.reward_model.enable=False",  # the judge is external (base_url below): no verl-served RM
-        "reward.reward_model.enable_resource_pool=False",  # else verl still reserves its GPUs ("less than desired")
         *judge,
         # trainer: one fake GPU, no checkpoints, no validation, metrics to console and a JSON-lines file
         "trainer.nnodes=1",
@@ -304,6 +357,9 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
         "trainer.val_before_train=False",
         "trainer.test_freq=-1",
         "trainer.save_freq=-1",
+        # checkpoints (--fault-after-step) go to WORKDIR/checkpoints; the path also names the run's work folder in
+        # the trainer's command line, which the e2e test's independent process scan looks for
+        f"trainer.default_local_dir={Path(args.workdir).resolve() / 'checkpoints'}",
         "trainer.logger=[console,file]",
         "trainer.project_name=sophiavl_e2e",
         "trainer.experiment_name=cpu_demo",
@@ -312,7 +368,7 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
         # Ray: logical CPUs beyond the 2 real cores (gets past a silent hang: TransferQueue actors and the
         # workers each reserve a CPU), and one fake GPU (verl counts GPUs before it schedules its workers)
         "ray_kwargs.ray_init.num_cpus=16",
-        "+ray_kwargs.ray_init.num_gpus=1",
+        f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}",
     ]
     return [PY, "-m", "verl.trainer.main_ppo", *overrides, *args.overrides]
 
@@ -389,12 +445,104 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+# What the prepared assets depend on: a change to one of these files rebuilds them.
+ASSET_SOURCES = ("build_tiny_models.py", "sample_rows.py")
+
+
+def prepare_assets(args, assets: Path, env: dict, deadline: Deadline) -> None:
+    """Steps 1 and 2: ASSETS/rows (train/val parquet) and ASSETS/models (policy, judge). Skipped when ASSETS/assets.json
+    records the same options and the same source files (several runs, e.g. the e2e tests, share one build)."""
+    text_flag = ["--text-only"] if args.text_only else []
+    kind_flag = ["--problem-type", args.problem_type] if args.problem_type else []
+    train_rows = max(16, args.batch * args.steps)  # 16: the demo, its test and the fault drill share one build
+    stamp = {
+        "text_only": args.text_only,
+        "problem_type": args.problem_type,
+        "train_rows": train_rows,
+        "sources": {name: (HERE / name).read_text() for name in ASSET_SOURCES},
+    }
+    stamp_path = assets / "assets.json"
+    if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
+        log(f"1-2/5 reusing the prepared rows and tiny models in {assets}")
+        return
+    stamp_path.unlink(missing_ok=True)
+    kind = "text-only" if args.text_only else "image and text"
+    log(f"1/5 preparing the embedded sample dataset (make prepare-data) and {kind} rows")
+    run_step([PY, "-m", "sophiavl.data_prep.sophiavl_130k", "--out", str(assets / "sophiavl"), "--val-size", "16",
+              "--no-progress"], env, deadline.cap(300))  # fmt: skip
+    run_step([PY, str(HERE / "sample_rows.py"), str(assets / "sophiavl"), str(assets / "rows"), *text_flag,
+              *kind_flag, "--train-rows", str(train_rows), "--val-rows", "4"], env, deadline.cap(120))  # fmt: skip
+    arch = "Qwen2" if args.text_only else "Qwen2.5-VL"
+    log(f"2/5 building a tiny {arch} policy (format warm-up) and thinking reward model (offline, random weights)")
+    warmup = ["--warmup-rows", str(assets / "rows" / "train.parquet")]
+    run_step([PY, str(HERE / "build_tiny_models.py"), str(assets / "models"), *text_flag, *warmup], env,
+             deadline.cap(300))  # fmt: skip
+    stamp_path.write_text(json.dumps(stamp))
+
+
+# The sampler's error when too many judge calls of a step failed (recipes/trust_sampler.py, TrustSampler._rm_health).
+FAILURE_RATE_ERROR = "judge calls failed in this training step"
+
+
+def run_trainer(cmd: list[str], env: dict, log_path: Path, timeout: float, expect_failure: bool = False) -> int:
+    """Runs one training command in its own process group, its output into log_path; returns its exit status (124
+    past ``timeout``). With ``expect_failure``, a run whose log shows the sampler's failure-rate error and that has
+    not exited 120 s later is stopped (status 125): the error is what was expected, a hang after it is not."""
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    pump(proc.stdout, log_path, echo=not os.environ.get("DEMO_QUIET"))
+    end, failed_at = time.time() + timeout, None
+    try:
+        while proc.poll() is None:
+            now = time.time()
+            if now > end:
+                log(f"training did not finish within {timeout:.0f} s: stopping it")
+                return 124
+            if expect_failure and failed_at is None and log_path.exists():
+                if FAILURE_RATE_ERROR in log_path.read_text(errors="replace"):
+                    failed_at = now
+            if failed_at is not None and now - failed_at > 120:
+                log("training logged the failure-rate error but did not exit within 120 s: stopping it")
+                return 125
+            time.sleep(0.5)
+        return proc.returncode
+    finally:
+        kill_group(proc)
+
+
+def start_proxy(upstream: str, port: int, serve: int | None, env: dict, log_path: Path) -> subprocess.Popen:
+    """tests/e2e/judge_proxy.py on 127.0.0.1:port in front of ``upstream``; ``serve``: chat requests it answers
+    before it goes down (None: all)."""
+    cmd = [PY, str(HERE / "judge_proxy.py"), "--upstream", upstream, "--port", str(port)]
+    if serve is not None:
+        cmd += ["--serve", str(serve)]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    pump(proc.stdout, log_path, echo=False)
+    return proc
+
+
+def checkpoint_state(ckpt_dir: Path) -> dict:
+    """The global_step_* folders under ckpt_dir and verl's latest_checkpointed_iteration.txt (None if absent)."""
+    latest = ckpt_dir / "latest_checkpointed_iteration.txt"
+    steps = sorted(int(p.name.rsplit("_", 1)[1]) for p in ckpt_dir.glob("global_step_*")) if ckpt_dir.exists() else []
+    return {"global_steps": steps, "latest": int(latest.read_text().strip()) if latest.exists() else None}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="SophiaVL-R1 on CPU: one tiny end-to-end training run")
     parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e")
+    parser.add_argument(
+        "--assets", type=Path, help="where the rows and tiny models are built, or reused when built alike (WORKDIR)"
+    )
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=2, help="prompts per step")
-    parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (rollout.n)")
+    parser.add_argument("--batch", type=int, default=4, help="prompts per step (groups per step)")
+    parser.add_argument("--group-size", type=int, default=8, help="responses per prompt (rollout.n)")
+    parser.add_argument(
+        "--problem-type", default="multiple choice", help="rows of this problem type only ('' for the first rows)"
+    )
     parser.add_argument("--response-length", type=int, default=48)
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for the training run")
     parser.add_argument(
@@ -402,70 +550,105 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--text-only", action="store_true", help="text-only Qwen2 models and rows without images")
     parser.add_argument(
+        "--rm", choices=("external", "verl"), default="external",
+        help="external: the demo serves the judge (vLLM on loopback); verl: verl serves it on its own pool",
+    )  # fmt: skip
+    parser.add_argument(
         "--recipe", default="sophiavl", help="the recipe, as +recipe=NAME (one without a thinking RM starts no judge)"
     )
+    parser.add_argument(
+        "--fault-after-step", type=int, metavar="K",
+        help="fault drill: checkpoints every step, the judge goes down after step K, the run must stop; the judge "
+             "comes back and the same command with trainer.resume_mode=auto must finish steps K+1..--steps",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
+    fault_k = args.fault_after_step
+    if fault_k is not None and not (1 <= fault_k < args.steps and args.rm == "external"):
+        parser.error("--fault-after-step K needs 1 <= K < --steps and --rm external")
 
     start = time.time()
     run_id = uuid.uuid4().hex[:12]
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json"):
+    assets = (args.assets or args.workdir).resolve()
+    assets.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json", "proxy.log"):
         (work / name).unlink(missing_ok=True)
-    metrics_path = work / "metrics.jsonl"
+    for old in [*work.glob("metrics.run*.jsonl"), *work.glob("train.run*.log")]:
+        old.unlink()
     deadline = Deadline(args.deadline)
     step_env = base_env(run_id)
-    env = training_env(step_env, metrics_path)
+    # one marker value per training run (its Ray and vLLM processes inherit it), so that each run's leftovers can
+    # be found and stopped on their own; the judge and the preparation steps carry run_id
+    runs = [("", f"{run_id}-1")] if fault_k is None else [("run1", f"{run_id}-1"), ("run2", f"{run_id}-2")]
+    ckpt_dir = work / "checkpoints"
 
     # Ctrl-C and `kill` (SIGTERM, e.g. from `timeout`) both end in the `finally` below.
     signal.signal(signal.SIGTERM, _interrupt)
-    judge = trainer = port = None
-    rc, judge_requests, left = 1, None, []
+    judge = proxy = port = proxy_port = base = None
+    rc, judge_requests, left, exits, fault = 1, None, [], [], {}
     try:
-        kind = "text-only" if args.text_only else "image and text"
-        log(f"1/5 preparing the embedded sample dataset (make prepare-data) and {kind} rows")
-        run_step([PY, "-m", "sophiavl.data_prep.sophiavl_130k", "--out", str(work / "sophiavl"), "--val-size", "16",
-                  "--no-progress"], step_env, deadline.cap(300))  # fmt: skip
-        text_flag = ["--text-only"] if args.text_only else []
-        run_step([PY, str(HERE / "sample_rows.py"), str(work / "sophiavl"), str(work / "rows"), *text_flag,
-                  "--train-rows", str(max(8, args.batch * args.steps)), "--val-rows", "4"], step_env,
-                 deadline.cap(120))  # fmt: skip
-
-        arch = "Qwen2" if args.text_only else "Qwen2.5-VL"
-        log(f"2/5 building a tiny {arch} policy (format warm-up) and thinking reward model (offline, random weights)")
-        warmup = ["--warmup-rows", str(work / "rows" / "train.parquet")]
-        run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), *text_flag, *warmup], step_env,
-                 deadline.cap(300))  # fmt: skip
+        prepare_assets(args, assets, step_env, deadline)
+        models, rows = assets / "models", assets / "rows"
 
         judge_url = None
-        if recipe_uses_judge(args.recipe, args.overrides):
+        if args.rm == "verl":
+            log("3/5 the thinking RM is served by verl (reward.reward_model, own resource pool, reward router)")
+        elif recipe_uses_judge(args.recipe, args.overrides):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             log(f"3/5 starting the thinking RM: vLLM (CPU) OpenAI server on {base} (log: {work / 'judge.log'})")
-            judge = start_judge(work / "models" / "judge", port, step_env, work / "judge.log")
+            judge = start_judge(models / "judge", port, step_env, work / "judge.log")
             wait_ready(judge, f"{base}/v1/models", deadline.cap(600), work / "judge.log")
             log("judge server ready")
             judge_url = f"{base}/v1"
         else:
             log(f"3/5 no thinking RM: recipe {args.recipe} runs with reward.thinking_rm.enable=false")
 
-        cmd = training_command(args, work / "rows", work / "models", judge_url)
-        timeout = deadline.cap(args.timeout)
-        log(f"4/5 training: {' '.join(cmd[1:4])} ... (log: {work / 'train.log'}, timeout {timeout:.0f} s)")
+        cmd = training_command(args, rows, models, judge_url)
+        if fault_k is not None:
+            # the judge is reached through a proxy that goes down after the judge calls of K steps
+            proxy_port = free_port()
+            proxy_base = f"http://127.0.0.1:{proxy_port}"
+            cmd = training_command(args, rows, models, f"{proxy_base}/v1")
+            cmd += ["trainer.save_freq=1", "reward.thinking_rm.backoff_s=0.2", "reward.thinking_rm.backoff_max_s=1"]
+            serve = fault_k * args.batch * args.group_size
+            proxy = start_proxy(base, proxy_port, serve, step_env, work / "proxy.log")
+            wait_ready(proxy, f"{proxy_base}/v1/models", deadline.cap(60), work / "proxy.log")
+            log(f"fault drill: the judge at {proxy_base}/v1 goes down after {serve} calls (step {fault_k})")
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
-        trainer = subprocess.Popen(
-            cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        pump(trainer.stdout, work / "train.log", echo=not os.environ.get("DEMO_QUIET"))
-        try:
-            rc = trainer.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log(f"training did not finish within {timeout:.0f} s: stopping it")
-            rc = 124
-        if rc != 0 and (work / "train.log").exists():
-            tail = (work / "train.log").read_text(errors="replace").splitlines()[-60:]
-            log(f"training exited {rc}; last lines of {work / 'train.log'}:\n" + "\n".join(tail))
+
+        for name, marker in runs:
+            env = training_env(base_env(marker), work / (f"metrics.{name}.jsonl" if name else "metrics.jsonl"))
+            log_path = work / (f"train.{name}.log" if name else "train.log")
+            run_cmd = cmd
+            if name == "run1":
+                run_cmd = [*cmd, "trainer.resume_mode=disable"]
+            elif name == "run2":
+                run_cmd = [*cmd, "trainer.resume_mode=auto"]
+                fault["checkpoints_before_resume"] = checkpoint_state(ckpt_dir)
+                log("the judge is back (proxy without limit); resuming with trainer.resume_mode=auto")
+                proxy = start_proxy(base, proxy_port, None, step_env, work / "proxy.log")
+                wait_ready(proxy, f"http://127.0.0.1:{proxy_port}/v1/models", deadline.cap(60), work / "proxy.log")
+            timeout = deadline.cap(args.timeout)
+            log(f"4/5 training {name}: {' '.join(run_cmd[1:4])} ... (log: {log_path}, timeout {timeout:.0f} s)")
+            status = run_trainer(run_cmd, env, log_path, timeout, expect_failure=name == "run1")
+            exits.append(status)
+            left += kill_marked(marker)  # this run's Ray and vLLM processes, before the next run starts its own
+            if name == "run1":
+                fault["proxy_exit"] = proxy.poll()  # 3: it went down at the first judge call of step K + 1
+                fault["failure_rate_error"] = FAILURE_RATE_ERROR in log_path.read_text(errors="replace")
+            elif status != 0 and log_path.exists():
+                tail = log_path.read_text(errors="replace").splitlines()[-60:]
+                log(f"training exited {status}; last lines of {log_path}:\n" + "\n".join(tail))
+        if fault_k is None:
+            rc = exits[0]
+        else:
+            expected = exits[0] not in (0, 124) and fault.get("failure_rate_error") and fault.get("proxy_exit") == 3
+            rc = exits[1] if expected else 1
+            if not expected:
+                log(f"fault drill: the first run did not stop on the judge outage as expected: {fault}, exits {exits}")
         if judge is not None and judge.poll() is None:
             judge_requests = judge_request_count(base)
     except KeyboardInterrupt:
@@ -473,22 +656,33 @@ def main(argv=None) -> int:
         rc = 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stopping short
-        for proc in (trainer, judge):
+        for proc in (proxy, judge):
             if proc is not None:
                 kill_group(proc)
-        left = kill_marked(run_id)
+        for marker in [run_id, *(m for _, m in runs)]:
+            left += kill_marked(marker)
         if left:
             log(f"killed {len(left)} leftover process(es) of this run: {left}")
 
-    steps = read_metrics(metrics_path)
+    steps = []
+    for name, _ in runs:
+        for step in read_metrics(work / (f"metrics.{name}.jsonl" if name else "metrics.jsonl")):
+            steps.append({**step, "run": name} if name else step)
+    if fault_k is not None:
+        (work / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
     print_summary(steps, judge_requests, time.time() - start)
     summary = {
         "exit_status": rc,
         "run_id": run_id,
+        "run_ids": [run_id, *(m for _, m in runs)],
         "marker": MARKER,
         "steps": steps,
         "judge_requests": judge_requests,
         "judge_port": port,
+        "proxy_port": proxy_port,
+        "training_exits": exits,
+        "fault": fault or None,
+        "checkpoints": checkpoint_state(ckpt_dir) if fault_k is not None else None,
         "leftover_pids_killed": left,
         "wall_s": time.time() - start,
     }

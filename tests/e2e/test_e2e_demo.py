@@ -1,41 +1,37 @@
 """End to end on CPU: the `make demo` run (verl main_ppo + recipe sophiavl + our reward manager, trust sampler and
-trust_grpo estimator, vLLM rollouts, a vLLM judge on loopback), checked from the outside.
+trust_grpo estimator, vLLM rollouts, the thinking RM on vLLM), checked from the outside, in both topologies of the
+thinking RM: `external` (the demo serves the judge on loopback; reward.thinking_rm.base_url) and `verl` (the recipe's
+default: verl serves it on its own resource pool, the manager asks verl's reward router).
+
+Both runs check that the method acts (docs/cpu.md, "What the demo shows"): some step trains on non-zero shaped
+advantages (actor/pg_loss and actor/grad_norm non-zero) and some group is down-weighted (gamma < 1).
 
 Needs the e2e venv (`make e2e-venv`; `make test` makes it). Without it the test is skipped, unless
-SOPHIAVL_E2E=require (what `make test` sets), where it fails. Takes a few minutes on 2 cores.
+SOPHIAVL_E2E=require (what `make test` sets), where it fails. About 3 minutes per topology on 2 cores; the rows and
+tiny models are built once per session (demo.py --assets) and shared with tests/e2e/test_e2e_resume.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
-import os
-import signal
-import socket
-import subprocess
+import re
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-E2E_PY = REPO / os.environ.get("E2E_VENV", ".venv-e2e") / "bin" / "python"
-STEPS = 2
-TIMEOUT_S = 780  # the whole demo, judge start-up included; with GRACE_S and the clean-up, under 15 minutes
-DEADLINE_S = TIMEOUT_S - 120  # the demo's own limit for all its stages; it then stops its processes (< 1 minute)
-GRACE_S = 60  # after the timeout: SIGTERM (the demo stops its processes), then SIGKILL after this long
 
-
-def _load_demo_module():
-    """The demo driver, loaded by path (tests are never imported as packages): its process scan is reused here."""
-    spec = importlib.util.spec_from_file_location("sophiavl_e2e_demo", Path(__file__).with_name("demo.py"))
+def _load_harness():
+    spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness", Path(__file__).with_name("harness.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-demo = _load_demo_module()
+harness = _load_harness()
+demo = harness.demo
+STEPS = 2
+TOPOLOGIES = ("external", "verl")
 
 # Keys every training step must log: the summary's columns (the trust sampler's metrics and verl's step time), and
 # the estimator's advantages and the actor's loss.
@@ -44,94 +40,18 @@ STEP_KEYS = (
     "critic/score/mean",
     "critic/rewards/mean",
     "critic/advantages/mean",
+    "critic/advantages/max",
+    "critic/advantages/min",
     "actor/pg_loss",
+    "actor/grad_norm",
 )
 FINITE_KEYS = ("trust/outcome_mean", "trust/thinking_mean", "trust/reward_mean", "critic/score/mean",
                "critic/rewards/mean", "critic/advantages/mean", "trust/gamma_mean", "trust/alpha_t")  # fmt: skip
 
 
-class DemoRun(NamedTuple):
-    proc: subprocess.CompletedProcess
-    summary: dict
-    work: Path
-
-
-def _pids_naming(text: str) -> list[int]:
-    """Live processes whose command line contains text (zombies have an empty one)."""
-    needle = text.encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if needle in f.read():
-                    pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
-
-
-def _kill_leftovers(work: Path) -> None:
-    """Last resort after a SIGKILLed demo: the run's processes, found by the work directory in their command line
-    (judge, trainer) and by the run id those carry in their environment (Ray's and vLLM's processes)."""
-    run_ids = set()
-    for pid in _pids_naming(str(work)):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                for var in f.read().split(b"\0"):
-                    if var.startswith(f"{demo.MARKER}=".encode()):
-                        run_ids.add(var.split(b"=", 1)[1].decode())
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            continue
-    for run_id in run_ids:
-        demo.kill_marked(run_id)
-
-
-def _run_demo(cmd: list[str], env: dict, work: Path) -> subprocess.CompletedProcess:
-    """Runs the demo; past TIMEOUT_S it gets SIGTERM, which it turns into its own clean-up (SIGKILL, which
-    subprocess.run would send, skips that and leaves its process groups running), then SIGKILL after GRACE_S."""
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
-        return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = proc.communicate(timeout=GRACE_S)
-            how = "stopped with SIGTERM"
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stdout, stderr = proc.communicate()
-            _kill_leftovers(work)
-            how = f"still running {GRACE_S} s after SIGTERM: killed"
-    pytest.fail(f"demo did not finish within {TIMEOUT_S} s ({how})\n--- stdout ---\n{stdout[-4000:]}\n"
-                f"--- stderr ---\n{stderr[-3000:]}")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    if not E2E_PY.exists():
-        if os.environ.get("SOPHIAVL_E2E") == "require":
-            pytest.fail(f"{E2E_PY} missing: `make e2e-venv` should have made it")
-        pytest.skip(f"no e2e venv at {E2E_PY}: run `make e2e-venv` (or `make test`)")
-    work = tmp_path_factory.mktemp("e2e")
-    env = dict(os.environ, DEMO_QUIET="1")
-    proc = _run_demo(
-        [str(E2E_PY), str(REPO / "tests" / "e2e" / "demo.py"), "--workdir", str(work), "--steps", str(STEPS),
-         "--deadline", str(DEADLINE_S)],
-        env, work,
-    )  # fmt: skip
-    summary_path = work / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if proc.returncode != 0:
-        tail = (work / "train.log").read_text()[-6000:] if (work / "train.log").exists() else ""
-        pytest.fail(f"demo exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n"
-                    f"--- stderr ---\n{proc.stderr[-3000:]}\n--- train.log (tail) ---\n{tail}")  # fmt: skip
-    return DemoRun(proc, summary, work)
+@pytest.fixture(scope="module", params=TOPOLOGIES)
+def demo_run(request, tmp_path_factory):
+    return harness.run_demo(tmp_path_factory, f"e2e-{request.param}", ["--steps", str(STEPS), "--rm", request.param])
 
 
 def test_exit_status_and_summary_printed(demo_run):
@@ -161,26 +81,59 @@ def test_rewards_are_finite_and_use_the_thinking_score(demo_run):
             assert step["trust/reward_mean"] > step["trust/outcome_mean"]
 
 
+def test_the_method_acts(demo_run):
+    """Section 1 of issue 13: Trust-GRPO's signal reaches the policy and the trust weight acts, in a real run."""
+    steps = demo_run.summary["steps"]
+    for step in steps:
+        # what verl trained on is the trust sampler's shaped reward R = Ro + gamma * alpha_t * Rt: verl's reward mean
+        # (the row sums of token_level_rewards; no KL in the reward) equals the sampler's mean of R
+        assert step["critic/rewards/mean"] == pytest.approx(step["trust/reward_mean"], abs=1e-4)
+        # the paper's trust weight lies in (1/e, 1]
+        assert math.exp(-1) < step["trust/gamma_mean"] <= 1.0
+    # some step trains on non-zero group-normalised advantages of R: a non-zero policy-gradient loss and gradient
+    trained = [s for s in steps if s["critic/advantages/max"] > 0 > s["critic/advantages/min"]]
+    assert trained, f"every group's shaped rewards were constant: {[s['critic/advantages/max'] for s in steps]}"
+    assert any(s["actor/grad_norm"] > 0 and s["actor/pg_loss"] != 0 for s in trained)
+    # some group's thinking scores favoured its wrong answers: the group was down-weighted (gamma < 1)
+    down = [s for s in steps if s["trust/downweighted_share"] > 0]
+    assert down, "no group was down-weighted in the run"
+    assert all(s["trust/gamma_mean"] < 1.0 for s in down)
+    # the summary table shows the learning signal
+    header = next(line for line in demo_run.proc.stdout.splitlines() if line.lstrip().startswith("step "))
+    assert "pg_loss" in header.split() and "grad_norm" in header.split()
+
+
+def test_thinking_rm_topology(demo_run):
+    """Section 2: `external` asks the demo's judge at reward.thinking_rm.base_url; `verl` (the recipe's default) has
+    verl serve the TRM on its own pool, and the manager reaches it through verl's reward router."""
+    summary, work = demo_run.summary, demo_run.work
+    command = (work / "command.txt").read_text().split()
+    log = (work / "train.log").read_text(errors="replace")
+    servers = set(re.findall(r"\(vLLMHttpServer pid=(\d+)\)", log))  # verl's vLLM replicas (Ray actors)
+    judged = sum(s["trust/rm_requested_count"] for s in summary["steps"])
+    assert judged > 0 and all(s["trust/rm_failed_count"] == 0 for s in summary["steps"])
+    if demo_run.topology == "verl":
+        for key in ("reward.reward_model.enable=True", "reward.reward_model.enable_resource_pool=True",
+                    "reward.thinking_rm.base_url=null", "+ray_kwargs.ray_init.num_gpus=2"):  # fmt: skip
+            assert key in command
+        assert summary["judge_port"] is None  # no judge of the demo's own
+        assert len(servers) == 2, f"expected the policy's and the TRM's vLLM replicas, saw {servers}"
+    else:
+        assert "reward.reward_model.enable=False" in command
+        assert f"reward.thinking_rm.base_url=http://127.0.0.1:{summary['judge_port']}/v1" in command
+        assert len(servers) == 1, f"expected only the policy's vLLM replica, saw {servers}"
+
+
 def test_judge_server_received_the_requests(demo_run):
     summary = demo_run.summary
     asked = sum(s["trust/rm_requested_count"] for s in summary["steps"])
     assert asked > 0
+    if demo_run.topology == "verl":
+        assert summary["judge_requests"] is None  # no judge server of the demo's own (test_thinking_rm_topology)
+        return
     # the server counts every finished chat request; the manager counts the judgements it made for training
     assert summary["judge_requests"] >= asked
 
 
 def test_no_process_left_behind(demo_run):
-    summary, work = demo_run.summary, demo_run.work
-    # the demo's own scan: nothing carries the run's marker variable
-    assert summary["marker"] == demo.MARKER
-    assert demo.marked_pids(summary["run_id"]) == []
-    # independent of the demo's bookkeeping: no process names the run's work directory (the judge serves
-    # WORKDIR/models/judge, the trainer reads WORKDIR/rows and WORKDIR/models/policy) ...
-    assert (work / "models" / "judge").is_dir()
-    assert _pids_naming(str(work)) == []
-    # ... and the judge's port is closed
-    port = summary["judge_port"]
-    assert isinstance(port, int) and port > 0
-    with socket.socket() as s:
-        s.settimeout(2)
-        assert s.connect_ex(("127.0.0.1", port)) != 0, f"the judge port {port} still accepts connections"
+    harness.assert_nothing_left(demo_run)

@@ -1,0 +1,88 @@
+"""The demo's option handling, without running anything heavy: which recipes start a judge, the overrides of each
+thinking-RM topology, and the row selection of sample_rows.py. Fast (no vLLM, no verl run)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+
+def _load(name: str, filename: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load("sophiavl_e2e_demo_options", "demo.py")
+sample_rows = _load("sophiavl_e2e_sample_rows", "sample_rows.py")
+
+
+def test_recipes_with_and_without_a_judge():
+    assert demo.recipe_uses_judge("sophiavl", []) is True
+    assert demo.recipe_uses_judge("sophiavl_official", []) is True
+    # sophiavl_grpo sets reward.thinking_rm.enable: false in its own file
+    assert demo.recipe_uses_judge("sophiavl_grpo", []) is False
+    # the command line wins, whichever way
+    assert demo.recipe_uses_judge("sophiavl", ["reward.thinking_rm.enable=false"]) is False
+    assert demo.recipe_uses_judge("sophiavl_grpo", ["reward.thinking_rm.enable=true"]) is True
+    with pytest.raises(SystemExit, match="no_such_recipe"):
+        demo.recipe_uses_judge("no_such_recipe", [])
+
+
+def _args(**kw):
+    base = dict(group_size=8, batch=4, response_length=48, steps=2, overrides=[], workdir=Path("/w"))
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_external_topology_points_the_manager_at_the_judge():
+    cmd = demo.training_command(_args(rm="external"), Path("/rows"), Path("/models"), "http://127.0.0.1:9/v1")
+    assert "+recipe=sophiavl" in cmd
+    assert "reward.reward_model.enable=False" in cmd
+    assert "reward.thinking_rm.base_url=http://127.0.0.1:9/v1" in cmd
+    assert "+ray_kwargs.ray_init.num_gpus=1" in cmd
+    assert "trainer.default_local_dir=/w/checkpoints" in cmd
+
+
+def test_verl_topology_serves_the_judge_on_its_own_pool():
+    cmd = demo.training_command(_args(rm="verl"), Path("/rows"), Path("/models"), None)
+    for key in ("reward.reward_model.enable=True", "reward.reward_model.enable_resource_pool=True",
+                "reward.reward_model.n_gpus_per_node=1", "reward.reward_model.model_path=/models/judge",
+                "reward.thinking_rm.base_url=null", "reward.reward_model.rollout.free_cache_engine=False",
+                "+ray_kwargs.ray_init.num_gpus=2"):  # fmt: skip
+        assert key in cmd, key
+    assert not any(item.startswith("reward.thinking_rm.base_url=http") for item in cmd)
+
+
+def test_a_recipe_without_judge_gets_no_judge_keys():
+    cmd = demo.training_command(_args(rm="external", recipe="sophiavl_grpo"), Path("/r"), Path("/m"), None)
+    assert "+recipe=sophiavl_grpo" in cmd
+    assert not any(item.startswith("reward.thinking_rm.") for item in cmd)
+
+
+def test_user_overrides_come_last():
+    cmd = demo.training_command(_args(rm="external", overrides=["trainer.save_freq=5"]), Path("/r"), Path("/m"), None)
+    assert cmd[-1] == "trainer.save_freq=5"
+
+
+def _table() -> pa.Table:
+    rows = [
+        {"prompt": [{"role": "user", "content": f"<image>\nq{i}"}], "images": [{"bytes": b"x"}],
+         "extra_info": {"problem_type": kind}}
+        for i, kind in enumerate(["numerical", "multiple choice", "numerical", "multiple choice", "multiple choice"])
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows)
+
+
+def test_sample_rows_keeps_the_first_rows_of_a_problem_type():
+    kept = sample_rows.first_rows(_table(), 2, text_only=False, problem_type="multiple choice").to_pylist()
+    assert [r["prompt"][0]["content"] for r in kept] == ["<image>\nq1", "<image>\nq3"]
+    assert sample_rows.first_rows(_table(), 10, text_only=False, problem_type="OCR").num_rows == 0
+    # no type: the first rows, whatever their type; text-only drops images and placeholders
+    plain = sample_rows.first_rows(_table(), 2, text_only=True).to_pylist()
+    assert [r["prompt"][0]["content"] for r in plain] == ["q0", "q1"]
+    assert "images" not in plain[0]

@@ -1,0 +1,86 @@
+"""The fault drill's judge proxy (tests/e2e/judge_proxy.py), run as a real process in front of the loopback fake
+judge: it forwards requests unchanged, answers exactly --serve chat requests, and goes down (exit status 3, port
+closed) when the next one arrives. Fast: no vLLM, no verl."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROXY = Path(__file__).with_name("judge_proxy.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(upstream: str, serve: int | None) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    cmd = [sys.executable, str(PROXY), "--upstream", upstream, "--port", str(port)]
+    if serve is not None:
+        cmd += ["--serve", str(serve)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline().strip() == f"listening on {port}"
+    return proc, port
+
+
+def _chat(port: int, text: str) -> dict:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture
+def upstream(fake_judge):
+    return fake_judge.base_url.removesuffix("/v1")
+
+
+def test_forwards_exactly_serve_requests_then_goes_down(fake_judge, upstream):
+    fake_judge.default = ("reply", "<answer>0.4</answer>")
+    proc, port = _start(upstream, serve=2)
+    try:
+        for i in range(2):
+            reply = _chat(port, f"question {i}")
+            assert reply["choices"][0]["message"]["content"] == "<answer>0.4</answer>"
+        # the upstream received both, unchanged
+        assert [r["messages"][0]["content"] for r in fake_judge.requests] == ["question 0", "question 1"]
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            _chat(port, "question 2")
+        assert proc.wait(timeout=10) == 3
+        assert len(fake_judge.requests) == 2  # the third never reached the judge
+        with socket.socket() as s:
+            s.settimeout(2)
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_without_serve_it_keeps_forwarding_and_passes_statuses(fake_judge, upstream):
+    proc, port = _start(upstream, serve=None)
+    try:
+        for i in range(5):
+            _chat(port, f"q{i}")
+        fake_judge.push(("status", 503, {}))
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _chat(port, "q5")
+        assert err.value.code == 503
+        time.sleep(0.2)
+        assert proc.poll() is None
+        assert len(fake_judge.requests) == 6
+    finally:
+        proc.kill()
+        proc.wait()
