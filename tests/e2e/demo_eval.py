@@ -57,11 +57,22 @@ CPU_KEY_PREFIXES = ("actor_rollout_ref.", "transfer_queue.", "ray_kwargs.", "tra
                     "trainer.device", "reward.num_workers", "reward.reward_model.enable")  # fmt: skip
 
 
+class _DemoArgs(argparse.Namespace):
+    """demo.py's options for its training command: the values given, ``None`` for any other (keys built from an
+    option this file does not know are training keys, which cpu_overrides leaves out anyway)."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return None
+
+
 def cpu_overrides(models: Path) -> list[str]:
-    """demo.py's CPU and tiny-size overrides (one prompt per batch, one response per prompt, the tiny policy)."""
-    args = argparse.Namespace(group_size=1, batch=1, steps=1, response_length=64, recipe="sophiavl_eval",
-                              rm="external", overrides=[], text_only=False)  # fmt: skip
-    cmd = demo.training_command(args, Path("unused"), models, None)
+    """demo.py's CPU and tiny-size overrides (one prompt per batch, one response per prompt, the tiny policy), taken
+    from its own training command, so that both demos run main_ppo on this CPU the same way."""
+    args = _DemoArgs(group_size=1, batch=1, steps=1, response_length=64, recipe="sophiavl_eval", rm="external",
+                     overrides=[], text_only=False, workdir=models.parent, assets=models.parent)  # fmt: skip
+    cmd = demo.training_command(args, models.parent, models, None)
     keys = [(o, o.lstrip("+").split("=", 1)[0]) for o in cmd[3:]]
     return [o for o, key in keys if key.startswith(CPU_KEY_PREFIXES) and key != "actor_rollout_ref.model.path"]
 

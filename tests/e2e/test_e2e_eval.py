@@ -20,7 +20,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-E2E_PY = REPO / os.environ.get("E2E_VENV", ".venv-e2e") / "bin" / "python"
 
 
 def _load(path: Path, name: str):
@@ -30,10 +29,12 @@ def _load(path: Path, name: str):
     return module
 
 
-# the training demo's test: its runner (SIGTERM on timeout so the demo stops its own processes) and process scans
-e2e = _load(HERE / "test_e2e_demo.py", "sophiavl_e2e_test_demo_runner")
+# the e2e tests' shared harness: the venv check, the runner (SIGTERM on timeout, so that the demo stops its own
+# processes, then SIGKILL) and the process scans
+harness = _load(HERE / "harness.py", "sophiavl_e2e_harness_eval")
 fx = _load(REPO / "tests" / "eval_fixtures.py", "sophiavl_tests_eval_fixtures_e2e")
-DEADLINE_S = e2e.TIMEOUT_S - 120  # the demo's own limit for all its stages; then it stops its processes
+TIMEOUT_S = harness.TIMEOUT_S
+DEADLINE_S = TIMEOUT_S - 120  # the demo's own limit for all its stages; then it stops its processes
 
 
 class EvalRun(NamedTuple):
@@ -46,13 +47,10 @@ class EvalRun(NamedTuple):
 
 @pytest.fixture(scope="module")
 def eval_run(tmp_path_factory):
-    if not E2E_PY.exists():
-        if os.environ.get("SOPHIAVL_E2E") == "require":
-            pytest.fail(f"{E2E_PY} missing: `make e2e-venv` should have made it")
-        pytest.skip(f"no e2e venv at {E2E_PY}: run `make e2e-venv` (or `make test`)")
+    harness.require_e2e_venv()
     work = tmp_path_factory.mktemp("e2e-eval")
-    cmd = [str(E2E_PY), str(HERE / "demo_eval.py"), "--workdir", str(work), "--deadline", str(DEADLINE_S)]
-    proc = e2e._run_demo(cmd, dict(os.environ, DEMO_QUIET="1"), work)
+    cmd = [str(harness.E2E_PY), str(HERE / "demo_eval.py"), "--workdir", str(work), "--deadline", str(DEADLINE_S)]
+    proc = harness._run_demo(cmd, dict(os.environ, DEMO_QUIET="1"), work, TIMEOUT_S, work)
     summary = json.loads((work / "summary.json").read_text()) if (work / "summary.json").exists() else {}
     if proc.returncode != 0:
         log = (work / "eval.log").read_text()[-6000:] if (work / "eval.log").exists() else ""
@@ -91,5 +89,6 @@ def test_dump_rows_carry_the_scoring_keys(eval_run):
 
 
 def test_no_process_left_behind(eval_run):
-    assert e2e.demo.marked_pids(eval_run.summary["run_id"]) == []
-    assert e2e._pids_naming(str(eval_run.work)) == []
+    assert eval_run.summary["marker"] == harness.demo.MARKER
+    assert harness.demo.marked_pids(eval_run.summary["run_id"]) == []
+    assert harness._pids_naming(str(eval_run.work)) == []
