@@ -12,8 +12,8 @@ What it does, in order:
   2. builds a tiny random Qwen2.5-VL with its processor, offline (tests/e2e/build_tiny_models.py; its `judge`
      model is the TRM's base);
   3. trains it: `torchrun --standalone --nproc-per-node=1 -m verl.trainer.sft_trainer +recipe=sophiavl_trm
-     <CPU and tiny-size overrides>` on the first --rows training rows (text-only and image rows mixed, through
-     our TRMSFTDataset; by default all rows in every step, so that the loss shows the tiny model fitting them),
+     <CPU and tiny-size overrides>` on --rows training rows, half text-only and half with an image (mixed_rows;
+     through our TRMSFTDataset; by default all rows in every step, so that the loss shows the tiny model fitting them),
      --steps optimizer steps, validation loss on 8 rows, saving the Hugging Face model (global_step_N/huggingface);
   4. serves that saved model with a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
   5. scores one validation row through the project's ThinkingJudge client (the prompt the TRM was trained on,
@@ -67,13 +67,12 @@ def log(msg: str) -> None:
     print(f"[demo-trm {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def training_command(args, data_dir: Path, base_model: Path, ckpt_dir: Path) -> list[str]:
+def training_command(args, data_dir: Path, rows_file: Path, base_model: Path, ckpt_dir: Path) -> list[str]:
     overrides = [
         "+recipe=sophiavl_trm",
-        # data: the prepared sample, its first rows (verl keeps the first N rows: text-only and image rows mixed)
-        f"data.train_files={data_dir / 'train-*.parquet'}",  # every shard the converter wrote (TRMSFTDataset)
-        f"data.val_files={data_dir / 'val-*.parquet'}",
-        f"data.train_max_samples={args.rows}",
+        # data: --rows rows of the prepared sample, text-only and image rows alternating (mixed_rows)
+        f"data.train_files={rows_file}",
+        f"data.val_files={data_dir / 'val-*.parquet'}",  # a glob: every shard the converter wrote (TRMSFTDataset)
         f"data.val_max_samples={args.batch}",  # one validation batch (verl's val loader drops a partial batch)
         f"data.train_batch_size={args.batch}",
         "data.num_workers=0",  # no forked loader processes on 2 cores
@@ -102,6 +101,30 @@ def training_command(args, data_dir: Path, base_model: Path, ckpt_dir: Path) -> 
     ]
     return [TORCHRUN, "--standalone", "--nproc-per-node=1", "-m", "verl.trainer.sft_trainer", *overrides,
             *args.overrides]  # fmt: skip
+
+
+def mixed_rows(data_dir: Path, out_dir: Path, rows: int) -> Path:
+    """The training rows of the run: text-only and image rows of the converted sample, alternating, a text-only
+    row first (half of each, as far as the sample has them). The converter writes image rows first, so its first
+    rows alone would never mix. Writes and returns OUT_DIR/train.parquet."""
+    import glob
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(data_dir / "train-*.parquet")))])
+    records = table.to_pylist()
+    text = [r for r in records if not r["images"]]
+    image = [r for r in records if r["images"]]
+    if not text or not image:
+        raise SystemExit(f"the sample has {len(text)} text-only and {len(image)} image training rows: cannot mix")
+    n_text = min(len(text), rows // 2)
+    picked_text, picked_image = text[:n_text], image[: rows - n_text]
+    mixed = [r for pair in zip(picked_text, picked_image, strict=False) for r in pair]
+    mixed += picked_text[len(picked_image) :] + picked_image[len(picked_text) :]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(mixed, schema=table.schema), out_dir / "train.parquet")
+    return out_dir / "train.parquet"
 
 
 def first_val_item(data_dir: Path, template):
@@ -170,7 +193,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="SophiaVL-R1's TRM on CPU: SFT, serve, score")
     parser.add_argument("--workdir", type=Path, default=REPO / "data" / "e2e-trm")
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--rows", type=int, default=8, help="training rows used (the first N)")
+    parser.add_argument("--rows", type=int, default=8, help="training rows used (half text-only, half images)")
     parser.add_argument("--batch", type=int, default=8, help="rows per step (data.train_batch_size)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=8192)
@@ -205,7 +228,8 @@ def main(argv=None) -> int:
         log("2/6 building a tiny random Qwen2.5-VL with its processor (offline)")
         demo.run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models")], step_env, deadline.cap(300))
 
-        cmd = training_command(args, data_dir, work / "models" / "judge", ckpt)
+        rows_file = mixed_rows(data_dir, work / "rows", args.rows)
+        cmd = training_command(args, data_dir, rows_file, work / "models" / "judge", ckpt)
         timeout = deadline.cap(args.timeout)
         log(f"3/6 training: torchrun -m verl.trainer.sft_trainer +recipe=sophiavl_trm ... "
             f"(log: {work / 'train.log'}, timeout {timeout:.0f} s)")  # fmt: skip
