@@ -9,8 +9,11 @@ What it does, in order:
   1. writes tiny copies of the seven benchmarks in their real hub layouts and schemas (tests/eval_fixtures.py) to
      WORKDIR/hub/<benchmark>/, and prepares each with `python -m sophiavl.eval.prepare` into WORKDIR/eval/;
   2. builds the tiny random Qwen2.5-VL policy offline (tests/e2e/build_tiny_models.py, which also writes a judge
-     model that evaluation does not use), with its format warm-up on the prepared rows whose answer is A, so that
-     it answers "<think> ... </think><answer>A</answer>" (right where the gold is A);
+     model that evaluation does not use), with its format warm-up on the prepared rows whose answer is A: sampled,
+     it answers "<think> check ... </think><answer>A</answer>" (right where the gold is A); under the recipe's
+     greedy decoding it repeats "check" up to the length limit, so its greedy table is all 0 (pass
+     actor_rollout_ref.rollout.val_kwargs.temperature=1.0 actor_rollout_ref.rollout.val_kwargs.do_sample=True to
+     see answers flow through);
   3. runs `python -m verl.trainer.main_ppo +recipe=sophiavl_eval` on all seven prepared files, with the CPU
      overrides of `make demo` (tests/e2e/demo.py's training command, keeping only its CPU and tiny-size keys) and
      the dump in WORKDIR/dump;
