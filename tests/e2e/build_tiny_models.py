@@ -165,7 +165,8 @@ def format_warmup(model, tokenizer, rows_parquet: Path, steps: int = 200, seed: 
     """A few seconds of supervised steps so that the policy answers `<think> check ... </think><answer>X</answer>`
     with X drawn from the rows' ground truths (whatever the question). Random weights never pass the format gate
     (every Ro = 0); after this warm-up some sampled answers are right and some wrong. On the demo's multiple-choice
-    rows (6 of 8 answer C) most groups then mix right and wrong answers, so Trust-GRPO sees both sides."""
+    rows (few distinct answers, mostly C) most groups then mix right and wrong answers, so Trust-GRPO sees both
+    sides."""
     import random
 
     import pyarrow.parquet as pq

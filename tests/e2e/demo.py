@@ -303,6 +303,7 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
     recipe, as ``+recipe=NAME``."""
     n = args.group_size
     recipe = getattr(args, "recipe", "sophiavl")
+    workdir = getattr(args, "workdir", None)
     judge = judge_overrides(getattr(args, "rm", "external"), judge_url, models / "judge")
     overrides = [
         f"+recipe={recipe}",
@@ -359,7 +360,7 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
         "trainer.save_freq=-1",
         # checkpoints (--fault-after-step) go to WORKDIR/checkpoints; the path also names the run's work folder in
         # the trainer's command line, which the e2e test's independent process scan looks for
-        f"trainer.default_local_dir={Path(args.workdir).resolve() / 'checkpoints'}",
+        *([f"trainer.default_local_dir={Path(workdir).resolve() / 'checkpoints'}"] if workdir else []),
         "trainer.logger=[console,file]",
         "trainer.project_name=sophiavl_e2e",
         "trainer.experiment_name=cpu_demo",

@@ -66,14 +66,18 @@ def test_the_checkpoint_of_step_k_is_what_was_resumed(drill):
     log = (drill.work / "train.run2.log").read_text(errors="replace")
     folder = drill.work / "checkpoints" / f"global_step_{K}"
     assert folder.is_dir()
-    # verl's own line when it loads a checkpoint (trainer_base._load_checkpoint, logged at INFO)
+    # verl's own lines when it loads a checkpoint (trainer_base._load_checkpoint and the FSDP checkpoint manager)
     assert f"Resuming from {folder}, setting global step to {K}" in log
+    assert f"Loaded model from {folder / 'actor'}/" in log
     # and it continued with the next step
     assert [s["step"] for s in drill.summary["steps"] if s["run"] == "run2"] == list(range(K + 1, N + 1))
 
 
 def test_logged_steps_are_one_to_n_without_repeats_or_gaps(drill):
     assert [s["step"] for s in drill.summary["steps"]] == list(range(1, N + 1))
+    # the judge server itself served each step's judgements exactly once: step K + 1's calls of the first run never
+    # reached it (the proxy was down), and the resumed run asked for steps K + 1..N once each
+    assert drill.summary["judge_requests"] == N * BATCH * GROUP
 
 
 def test_alpha_t_follows_the_true_global_step(drill):
