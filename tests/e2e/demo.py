@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -584,6 +585,8 @@ def main(argv=None) -> int:
     # be found and stopped on their own; the judge and the preparation steps carry run_id
     runs = [("", f"{run_id}-1")] if fault_k is None else [("run1", f"{run_id}-1"), ("run2", f"{run_id}-2")]
     ckpt_dir = work / "checkpoints"
+    # a fresh start: verl's resume_mode defaults to auto and would resume from an earlier drill's checkpoints here
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
 
     # Ctrl-C and `kill` (SIGTERM, e.g. from `timeout`) both end in the `finally` below.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -672,6 +675,12 @@ def main(argv=None) -> int:
     if fault_k is not None:
         (work / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
     print_summary(steps, judge_requests, time.time() - start)
+    if fault_k is not None and len(exits) == 2:
+        before = fault.get("checkpoints_before_resume", {})
+        print(f"fault drill: run 1 logged steps {[s['step'] for s in steps if s['run'] == 'run1']} and stopped "
+              f"(exit {exits[0]}, judge failure-rate error: {fault.get('failure_rate_error')}) with checkpoints "
+              f"{before.get('global_steps')}; run 2 (trainer.resume_mode=auto) logged steps "
+              f"{[s['step'] for s in steps if s['run'] == 'run2']} (exit {exits[1]})\n", flush=True)  # fmt: skip
     summary = {
         "exit_status": rc,
         "run_id": run_id,
