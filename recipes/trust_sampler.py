@@ -31,7 +31,7 @@ from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS
-from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_SKIPPED, describe_error, error_kind
+from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
 from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
 from sophiavl.rewards.trust import TrustResult, shape_rewards
 from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
@@ -134,6 +134,11 @@ class TrustSampler(ReplayBuffer):
             samples = torch.from_numpy(sample_columns[rep_rows])
             thinking = torch.where(failed.unsqueeze(1), torch.full_like(samples, math.nan), samples)
         metrics = self._rm_health(rep)
+        if sample_columns is not None:
+            # judge samples without a score, among the judgements that got at least one (status 0)
+            judged_ok = rep["thinking_status"].round() == STATUS_OK
+            missing = torch.isnan(thinking[judged_ok])
+            metrics["trust/rm_sample_failed_share"] = float(missing.double().mean()) if missing.numel() else 0.0
         result = shape_rewards(rep["outcome"], thinking, uids, global_steps, self.trust)
 
         shaped = result.rewards[torch.from_numpy(row_to_rep)]

@@ -281,6 +281,7 @@ def test_variance_mode_reads_the_judge_samples(tq_cluster):
     assert metrics["trust/thinking_variance_mean"] == pytest.approx((1 / 150 + 8 / 225 + 0.0) / 3)
     assert metrics["trust/gamma_response_mean"] == pytest.approx((g0 + g1 + 1.0) / 3)
     assert metrics["trust/downweighted_share"] == 1.0
+    assert metrics["trust/rm_sample_failed_share"] == pytest.approx(1 / 9)  # r2's nan among 3 x 3 judged samples
     tq.kv_clear(keys=keys, partition_id="train")
 
 
