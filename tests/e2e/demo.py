@@ -513,10 +513,14 @@ def run_trainer(cmd: list[str], env: dict, log_path: Path, timeout: float, expec
         kill_group(proc)
 
 
-def start_proxy(upstream: str, port: int, serve: int | None, env: dict, log_path: Path) -> subprocess.Popen:
+def start_proxy(
+    upstream: str, port: int, serve: int | None, env: dict, log_path: Path, requests_log: Path | None = None
+) -> subprocess.Popen:
     """tests/e2e/judge_proxy.py on 127.0.0.1:port in front of ``upstream``; ``serve``: chat requests it answers
-    before it goes down (None: all)."""
+    before it goes down (None: all); ``requests_log``: its JSON-lines record of the chat requests."""
     cmd = [PY, str(HERE / "judge_proxy.py"), "--upstream", upstream, "--port", str(port)]
+    if requests_log is not None:
+        cmd += ["--log", str(requests_log)]
     if serve is not None:
         cmd += ["--serve", str(serve)]
     proc = subprocess.Popen(
@@ -577,7 +581,7 @@ def main(argv=None) -> int:
     assets.mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json", "proxy.log"):
         (work / name).unlink(missing_ok=True)
-    for old in [*work.glob("metrics.run*.jsonl"), *work.glob("train.run*.log")]:
+    for old in [*work.glob("metrics.run*.jsonl"), *work.glob("train.run*.log"), *work.glob("judge_requests.*")]:
         old.unlink()
     deadline = Deadline(args.deadline)
     step_env = base_env(run_id)
@@ -618,7 +622,9 @@ def main(argv=None) -> int:
             cmd = training_command(args, rows, models, f"{proxy_base}/v1")
             cmd += ["trainer.save_freq=1", "reward.thinking_rm.backoff_s=0.2", "reward.thinking_rm.backoff_max_s=1"]
             serve = fault_k * args.batch * args.group_size
-            proxy = start_proxy(base, proxy_port, serve, step_env, work / "proxy.log")
+            proxy = start_proxy(
+                base, proxy_port, serve, step_env, work / "proxy.log", work / "judge_requests.run1.jsonl"
+            )
             wait_ready(proxy, f"{proxy_base}/v1/models", deadline.cap(60), work / "proxy.log")
             log(f"fault drill: the judge at {proxy_base}/v1 goes down after {serve} calls (step {fault_k})")
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
@@ -633,7 +639,9 @@ def main(argv=None) -> int:
                 run_cmd = [*cmd, "trainer.resume_mode=auto"]
                 fault["checkpoints_before_resume"] = checkpoint_state(ckpt_dir)
                 log("the judge is back (proxy without limit); resuming with trainer.resume_mode=auto")
-                proxy = start_proxy(base, proxy_port, None, step_env, work / "proxy.log")
+                proxy = start_proxy(
+                    base, proxy_port, None, step_env, work / "proxy.log", work / "judge_requests.run2.jsonl"
+                )
                 wait_ready(proxy, f"http://127.0.0.1:{proxy_port}/v1/models", deadline.cap(60), work / "proxy.log")
             timeout = deadline.cap(args.timeout)
             log(f"4/5 training {name}: {' '.join(run_cmd[1:4])} ... (log: {log_path}, timeout {timeout:.0f} s)")

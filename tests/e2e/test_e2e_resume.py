@@ -14,6 +14,7 @@ Needs the e2e venv (skipped without it, failed under SOPHIAVL_E2E=require as `ma
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import re
 from pathlib import Path
@@ -78,6 +79,33 @@ def test_logged_steps_are_one_to_n_without_repeats_or_gaps(drill):
     # the judge server itself served each step's judgements exactly once: step K + 1's calls of the first run never
     # reached it (the proxy was down), and the resumed run asked for steps K + 1..N once each
     assert drill.summary["judge_requests"] == N * BATCH * GROUP
+
+
+def _prompts(path) -> list[tuple]:
+    """The prompt of every judge call the proxy logged, in order: (image digest, judge text up to the response)."""
+    from sophiavl.rewards.thinking_prompt import load_template
+
+    user = load_template(None).user
+    marker = user[user.index("{question}") + len("{question}") : user.index("{response}")]
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["n"] for r in records] == list(range(1, len(records) + 1))
+    return [(r["image"], r["text"].rsplit(marker, 1)[0]) for r in records]
+
+
+def test_the_failed_step_is_redone_with_the_same_prompts_and_no_earlier_ones(drill):
+    first, second = (_prompts(drill.work / f"judge_requests.run{i}.jsonl") for i in (1, 2))
+    per_step = BATCH * GROUP
+    # run 1: the calls of steps 1..K, then the first call of step K + 1, which tripped the outage
+    assert len(first) == K * per_step + 1
+    # run 2: steps K + 1..N
+    assert len(second) == (N - K) * per_step
+    redone = set(second[:per_step])
+    # nothing lost: the prompt run 1 was asking about when the judge went down is one of the resumed step K + 1's
+    # (verl restored the data loader of checkpoint K, which was saved before step K + 1 drew its prompts)
+    assert first[-1] in redone
+    assert len(redone) == BATCH  # B prompts, each asked about for its G responses
+    # nothing repeated: no prompt of steps 1..K comes back after the resume (16 distinct rows, one epoch)
+    assert not set(first[: K * per_step]) & set(second)
 
 
 def test_alpha_t_follows_the_true_global_step(drill):

@@ -24,11 +24,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(upstream: str, serve: int | None) -> tuple[subprocess.Popen, int]:
+def _start(upstream: str, serve: int | None, log: Path | None = None) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     cmd = [sys.executable, str(PROXY), "--upstream", upstream, "--port", str(port)]
     if serve is not None:
         cmd += ["--serve", str(serve)]
+    if log is not None:
+        cmd += ["--log", str(log)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout.readline().strip() == f"listening on {port}"
     return proc, port
@@ -48,9 +50,10 @@ def upstream(fake_judge):
     return fake_judge.base_url.removesuffix("/v1")
 
 
-def test_forwards_exactly_serve_requests_then_goes_down(fake_judge, upstream):
+def test_forwards_exactly_serve_requests_then_goes_down(fake_judge, upstream, tmp_path):
     fake_judge.default = ("reply", "<answer>0.4</answer>")
-    proc, port = _start(upstream, serve=2)
+    log = tmp_path / "requests.jsonl"
+    proc, port = _start(upstream, serve=2, log=log)
     try:
         for i in range(2):
             reply = _chat(port, f"question {i}")
@@ -61,6 +64,9 @@ def test_forwards_exactly_serve_requests_then_goes_down(fake_judge, upstream):
             _chat(port, "question 2")
         assert proc.wait(timeout=10) == 3
         assert len(fake_judge.requests) == 2  # the third never reached the judge
+        # every arrival is logged, the one that tripped the outage included
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        assert records == [{"n": i + 1, "text": f"question {i}", "image": None} for i in range(3)]
         with socket.socket() as s:
             s.settimeout(2)
             assert s.connect_ex(("127.0.0.1", port)) != 0
@@ -84,3 +90,25 @@ def test_without_serve_it_keeps_forwarding_and_passes_statuses(fake_judge, upstr
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_log_records_the_image_digest():
+    import hashlib
+
+    proxy = _load_proxy()
+    url = "data:image/png;base64,AAAA"
+    body = json.dumps({"messages": [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": [{"type": "text", "text": "Q"}, {"type": "image_url", "image_url": {"url": url}}]},
+    ]}).encode()  # fmt: skip
+    assert proxy.request_record(7, body) == {"n": 7, "text": "Q", "image": hashlib.sha1(url.encode()).hexdigest()}
+    assert proxy.request_record(1, b"not json") == {"n": 1, "text": None, "image": None}
+
+
+def _load_proxy():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sophiavl_e2e_judge_proxy", PROXY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
