@@ -1,13 +1,14 @@
 """Builds the tiny, randomly initialised models of the CPU end-to-end run, offline (no model hub here).
 
-    python tests/e2e/build_tiny_models.py OUT_DIR [--text-only] [--warmup-rows TRAIN_PARQUET]
+    python tests/e2e/build_tiny_models.py OUT_DIR [--text-only] [--warmup-rows TRAIN_PARQUET] [--judge-init-std S]
 
 writes OUT_DIR/policy and OUT_DIR/judge: each a Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration: a 1-block vision
 tower and a 2-layer language model, hidden 64, head_dim 32) with its processor, or with --text-only a
 Qwen2ForCausalLM of the same text size. The tokenizer is a byte-level BPE trained in memory, wrapped as
 Qwen2TokenizerFast with the Qwen chat template and special tokens. Policy and judge differ only by their random
-seed, and by the judge's initial weight scale (JUDGE_INIT_STD, see build_vl_model). With --warmup-rows the policy
-gets a few seconds of format warm-up (see format_warmup). Takes a few seconds.
+seed, and by the judge's initial weight scale (--judge-init-std, default transformers' 0.02; the Trust-GRPO demo
+passes its JUDGE_INIT_STD, see demo.py). With --warmup-rows the policy gets a few seconds of format warm-up (see
+format_warmup). Takes a few seconds.
 The Qwen2.5-VL processor needs torchvision (the e2e venv makes it importable).
 
 vLLM on CPU needs head_dim >= 32; verl and vLLM need the tokenizer's ids below the model's vocab_size.
@@ -95,13 +96,6 @@ def text_config(tokenizer) -> dict:
         num_key_value_heads=1, max_position_embeddings=4096,
         **{k + "_token_id": v for k, v in ids.items()},
     )  # fmt: skip
-
-
-# The judge's initial weight scale (the config's initializer_range; the policy keeps transformers' 0.02). At 0.02 a
-# random judge answers the same score whatever it reads (every group's thinking scores are then equal, gamma is
-# always 1); at 0.5 its greedy or seeded answer depends on the question and response it reads, so scores differ
-# within a group and the trust weight has something to act on. Still random weights: no score is taught to it.
-JUDGE_INIT_STD = 0.5
 
 
 def build_model(tokenizer, seed: int, init_std: float = 0.02):
@@ -211,6 +205,9 @@ def main(argv=None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--text-only", action="store_true", help="Qwen2ForCausalLM instead of Qwen2.5-VL")
     parser.add_argument(
+        "--judge-init-std", type=float, default=0.02, help="the judge's initializer_range (demo.py: JUDGE_INIT_STD)"
+    )
+    parser.add_argument(
         "--warmup-rows",
         type=Path,
         help="parquet whose prompts and answers the policy's format warm-up uses (format_warmup)",
@@ -219,7 +216,7 @@ def main(argv=None) -> int:
     tokenizer = build_tokenizer()
     for name, seed in (("policy", 1), ("judge", 2)):  # fixed seeds: the same models on every build
         path = args.out_dir / name
-        init_std = JUDGE_INIT_STD if name == "judge" else 0.02
+        init_std = args.judge_init_std if name == "judge" else 0.02
         model = (build_model if args.text_only else build_vl_model)(tokenizer, seed, init_std)
         if name == "policy" and args.warmup_rows:
             format_warmup(model, tokenizer, args.warmup_rows)

@@ -250,7 +250,7 @@ JUDGE_SEED = 7
 # The judge's client keys, the same for both topologies: constrained output (a random judge still answers a parseable
 # <answer>0.x</answer>), a short reply, a generous timeout for 2 busy cores.
 # Sampled at temperature 1 with a fixed seed (vLLM seeds each request: the same request gets the same score), so that
-# the random judge's scores differ between responses (build_tiny_models.JUDGE_INIT_STD) and repeat between runs.
+# the random judge's scores differ between responses (JUDGE_INIT_STD) and repeat between runs.
 JUDGE_CLIENT = ["reward.thinking_rm.constrain_output=True", "reward.thinking_rm.max_tokens=16",
                 "reward.thinking_rm.timeout_s=120", "reward.thinking_rm.temperature=1.0",
                 f"reward.thinking_rm.seed={JUDGE_SEED}"]  # fmt: skip
@@ -447,6 +447,12 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+# The judge's initial weight scale (build_tiny_models.py --judge-init-std, the config's initializer_range). At
+# transformers' 0.02 (build_tiny_models' default; the TRM demo trains from it) a random judge answers the same score
+# whatever it reads: every group's thinking scores are equal and gamma is always 1. At 0.5 its greedy or seeded answer
+# depends on the question and response it reads, so scores differ within a group and the trust weight has something
+# to act on. Still random weights: no score is taught to it.
+JUDGE_INIT_STD = 0.5
 # What the prepared assets depend on: a change to one of these files rebuilds them.
 ASSET_SOURCES = ("build_tiny_models.py", "sample_rows.py")
 
@@ -458,6 +464,7 @@ def prepare_assets(args, assets: Path, env: dict, deadline: Deadline) -> None:
     kind_flag = ["--problem-type", args.problem_type] if args.problem_type else []
     train_rows = max(16, args.batch * args.steps)  # 16: the demo, its test and the fault drill share one build
     stamp = {
+        "judge_init_std": JUDGE_INIT_STD,
         "text_only": args.text_only,
         "problem_type": args.problem_type,
         "train_rows": train_rows,
@@ -477,8 +484,8 @@ def prepare_assets(args, assets: Path, env: dict, deadline: Deadline) -> None:
     arch = "Qwen2" if args.text_only else "Qwen2.5-VL"
     log(f"2/5 building a tiny {arch} policy (format warm-up) and thinking reward model (offline, random weights)")
     warmup = ["--warmup-rows", str(assets / "rows" / "train.parquet")]
-    run_step([PY, str(HERE / "build_tiny_models.py"), str(assets / "models"), *text_flag, *warmup], env,
-             deadline.cap(300))  # fmt: skip
+    run_step([PY, str(HERE / "build_tiny_models.py"), str(assets / "models"), *text_flag, *warmup,
+              "--judge-init-std", str(JUDGE_INIT_STD)], env, deadline.cap(300))  # fmt: skip
     stamp_path.write_text(json.dumps(stamp))
 
 
