@@ -192,6 +192,9 @@ def start_judge(model_dir: Path, port: int, env: dict, log_path: Path) -> subpro
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "4096",
         "--max-num-seqs", "16", "--disable-uvicorn-access-log",
+        # whole prompts only: vLLM 0.30 on CPU crashes ("CPU Generator does not use offset", engine dead) when it
+        # splits the prompt of a seeded request (reward.thinking_rm.seed) across steps (chunked prefill)
+        "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -294,6 +297,7 @@ def judge_overrides(rm: str, judge_url: str | None, judge_model: Path) -> list[s
         f"{rm_rollout}.max_num_batched_tokens=4096",
         f"{rm_rollout}.max_num_seqs=16",
         f"+{rm_rollout}.enable_sleep_mode=False",
+        f"{rm_rollout}.enable_chunked_prefill=False",  # seeded judge requests: see start_judge
         f"{rm_rollout}.free_cache_engine=False",
     ]
 
