@@ -103,20 +103,58 @@ def text(row: Mapping[str, Any], column: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def required(value: str, reason: str) -> str:
+    """``value`` (a cell's text) when it is not empty; raises :class:`Rejected` with ``reason`` otherwise."""
+    if not value:
+        raise Rejected(reason)
+    return value
+
+
 def accuracy(rows: list[ScoredRow]) -> float:
     """100 * mean of ``correct`` over ``rows``; 0.0 for none."""
     return 100.0 * sum(r.correct for r in rows) / len(rows) if rows else 0.0
 
 
-def accuracy_by(rows: list[ScoredRow], key: Callable[[ScoredRow], list[str]]) -> dict[str, float]:
-    """Accuracy (%) per label; ``key(row)`` gives the row's labels (a row may count for several, none for none)."""
+def categories(row: ScoredRow) -> list[str]:
+    """``[row.category]``, or ``[]`` when it has none: the default ``key`` of :func:`by_label`, :func:`accuracy_by`."""
+    return [row.category] if row.category else []
+
+
+def by_label(rows: list[ScoredRow], key: Callable[[ScoredRow], list[str]] = categories) -> dict[str, list[ScoredRow]]:
+    """Label -> its rows, labels sorted; ``key(row)`` gives the row's labels (a row may count for several, none for
+    none; by default its category)."""
     buckets: dict[str, list[ScoredRow]] = {}
     for r in rows:
         for label in key(r):
             buckets.setdefault(label, []).append(r)
-    return {label: accuracy(b) for label, b in sorted(buckets.items())}
+    return dict(sorted(buckets.items()))
 
 
-def one(value: str | None) -> list[str]:
-    """``[value]``, or ``[]`` for ``None``/``""``: the usual ``key`` for :func:`accuracy_by`."""
-    return [value] if value else []
+def accuracy_by(
+    rows: list[ScoredRow], key: Callable[[ScoredRow], list[str]] = categories, prefix: str = ""
+) -> dict[str, float]:
+    """Accuracy (%) per label (:func:`by_label`; by default the row's ``category``), labels sorted and written
+    ``<prefix>/<label>`` when ``prefix`` is given."""
+    return {f"{prefix}/{label}" if prefix else label: accuracy(b) for label, b in by_label(rows, key).items()}
+
+
+def category_accuracy(rows: list[ScoredRow], prefix: str) -> Aggregate:
+    """The plain accuracy (%) as the headline, with each category's accuracy as ``<prefix>/<category>`` (rows without
+    a category count in the headline only)."""
+    return Aggregate(accuracy(rows), "%", accuracy_by(rows, prefix=prefix))
+
+
+def groups_right(rows: list[ScoredRow]) -> dict[str, bool]:
+    """Group -> whether every row of the group is right (``correct`` 1.0); a row without a ``group`` is its own
+    group."""
+    out: dict[str, bool] = {}
+    for r in rows:
+        key = r.group if r.group is not None else f"row:{r.id}"
+        out[key] = out.get(key, True) and r.correct == 1.0
+    return out
+
+
+def group_accuracy(rows: list[ScoredRow]) -> float:
+    """Share (%) of groups (:func:`groups_right`) whose rows are all right; 0.0 for none."""
+    groups = groups_right(rows)
+    return 100.0 * sum(groups.values()) / len(groups) if groups else 0.0

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    category_accuracy,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.schema import EvalItem
 
@@ -51,9 +59,7 @@ def relaxed_correct(prediction: str, target: str) -> bool:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = cell(row, "query") or cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
+    question = required(cell(row, "query") or cell(row, "question"), "empty_question")
     labels = row.get("label")
     if labels is None:
         labels = [row.get("answer")] if row.get("answer") is not None else []
@@ -78,8 +84,7 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
-    subs = {f"part/{k}": v for k, v in accuracy_by(rows, lambda r: [r.category] if r.category else []).items()}
-    return Aggregate(accuracy(rows), "%", subs)
+    return category_accuracy(rows, "part")
 
 
 BENCHMARK = Benchmark(

@@ -22,7 +22,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    accuracy,
+    accuracy_by,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.schema import EvalItem
@@ -40,12 +49,8 @@ def n_options(question: str, gold: str) -> int:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
-    answer = cell(row, "answer")
-    if not answer:
-        raise Rejected("missing_answer")
+    question = required(cell(row, "question"), "empty_question")
+    answer = required(cell(row, "answer"), "missing_answer")
     qtype = cell(row, "question_type")
     meta = row.get("metadata") or {}
     common = dict(
@@ -84,10 +89,9 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
     """Mean over versions of the per-version accuracy (%); each version's accuracy kept as ``version/<name>``."""
-    versions = accuracy_by(rows, lambda r: [r.version or "unknown"])
+    versions = accuracy_by(rows, lambda r: [r.version or "unknown"], prefix="version")
     headline = sum(versions.values()) / len(versions) if versions else 0.0
-    subs = {f"version/{k}": v for k, v in versions.items()} | {"overall_accuracy": accuracy(rows)}
-    return Aggregate(headline, "%", subs)
+    return Aggregate(headline, "%", versions | {"overall_accuracy": accuracy(rows)})
 
 
 BENCHMARK = Benchmark(

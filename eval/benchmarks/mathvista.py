@@ -22,7 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    accuracy,
+    accuracy_by,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.numbers import answer_number, numbers_in
@@ -34,12 +43,8 @@ ANSWER_TYPES = ("integer", "float", "text", "list")
 def convert(row: Mapping[str, Any]) -> EvalItem:
     """One hub row -> :class:`EvalItem` (see the module docstring); raises :class:`Rejected`."""
     qtype = cell(row, "question_type")
-    question = cell(row, "query") or cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
-    answer = cell(row, "answer")
-    if not answer:
-        raise Rejected("missing_answer")
+    question = required(cell(row, "query") or cell(row, "question"), "empty_question")
+    answer = required(cell(row, "answer"), "missing_answer")
     meta = row.get("metadata") or {}
     skills = [str(s) for s in (meta.get("skills") or [])]
     common = dict(
@@ -109,8 +114,8 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
     """Accuracy (%), with per-task (``task/...``) and per-skill (``skill/...``) accuracies."""
-    subs = {f"task/{k}": v for k, v in accuracy_by(rows, lambda r: [r.category] if r.category else []).items()}
-    subs |= {f"skill/{k}": v for k, v in accuracy_by(rows, lambda r: (r.subcategory or "").split("|")).items() if k}
+    subs = accuracy_by(rows, prefix="task")
+    subs |= accuracy_by(rows, lambda r: [s for s in (r.subcategory or "").split("|") if s], prefix="skill")
     return Aggregate(accuracy(rows), "%", subs)
 
 

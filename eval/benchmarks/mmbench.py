@@ -13,7 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    accuracy,
+    by_label,
+    group_accuracy,
+    groups_right,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import pick_option
 from sophiavl.eval.schema import EvalItem
@@ -23,9 +34,7 @@ OPTION_COLUMNS = ("A", "B", "C", "D")
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
+    question = required(cell(row, "question"), "empty_question")
     options = []
     for column in OPTION_COLUMNS:
         value = cell(row, column)
@@ -34,9 +43,7 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
         options.append(value)
     if len(options) < 2:
         raise Rejected("bad_options", f"{len(options)} non-empty options")
-    answer = cell(row, "answer").upper()
-    if not answer:
-        raise Rejected("missing_answer")
+    answer = required(cell(row, "answer").upper(), "missing_answer")
     if answer not in OPTION_COLUMNS[: len(options)]:
         raise Rejected("answer_not_an_option", f"answer {answer!r} for {len(options)} options")
     hint = cell(row, "hint")
@@ -64,29 +71,12 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
     return float(pick_option(answer, int(extra["n_options"]), list(extra.get("options") or [])) == ground_truth)
 
 
-def circular(rows: list[ScoredRow]) -> dict[str, bool]:
-    """Group -> whether every row of the group is right (a row without a group is its own group)."""
-    out: dict[str, bool] = {}
-    for r in rows:
-        key = r.group if r.group is not None else f"row:{r.id}"
-        out[key] = out.get(key, True) and r.correct == 1.0
-    return out
-
-
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
-    groups = circular(rows)
-    headline = 100.0 * sum(groups.values()) / len(groups) if groups else 0.0
-    by_category: dict[str, list[ScoredRow]] = {}
-    for r in rows:
-        if r.category:
-            by_category.setdefault(r.category, []).append(r)
-    subs = {}
-    for name, members in sorted(by_category.items()):
-        g = circular(members)
-        subs[f"category/{name}"] = 100.0 * sum(g.values()) / len(g)
+    """Circular accuracy (%) over all rows and per category, the plain ``row_accuracy`` and the ``questions``."""
+    subs = {f"category/{k}": group_accuracy(m) for k, m in by_label(rows).items()}
     subs["row_accuracy"] = accuracy(rows)
-    subs["questions"] = float(len(groups))
-    return Aggregate(headline, "%", subs)
+    subs["questions"] = float(len(groups_right(rows)))
+    return Aggregate(group_accuracy(rows), "%", subs)
 
 
 BENCHMARK = Benchmark(

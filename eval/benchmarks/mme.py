@@ -13,7 +13,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    accuracy,
+    group_accuracy,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.schema import EvalItem
 
@@ -33,9 +42,7 @@ def yes_no(answer: str) -> str | None:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
+    question = required(cell(row, "question"), "empty_question")
     answer = cell(row, "answer")
     if answer.lower() not in ("yes", "no"):
         raise Rejected("missing_answer", f"answer {answer!r} is not Yes or No")
@@ -62,11 +69,7 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
 
 def subtask_score(rows: list[ScoredRow]) -> tuple[float, float]:
     """``(acc, acc+)`` in % for one subtask's rows; acc+ over images (``group``), each right when all its rows are."""
-    images: dict[str, bool] = {}
-    for r in rows:
-        key = r.group if r.group is not None else f"row:{r.id}"
-        images[key] = images.get(key, True) and r.correct == 1.0
-    return accuracy(rows), 100.0 * sum(images.values()) / len(images) if images else 0.0
+    return accuracy(rows), group_accuracy(rows)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:

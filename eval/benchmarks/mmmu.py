@@ -21,7 +21,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    category_accuracy,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, pick_option
 from sophiavl.eval.numbers import numbers_in, to_float
@@ -77,12 +85,8 @@ def subject_of(row_id: str) -> str:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
-    answer = cell(row, "answer")
-    if not answer:
-        raise Rejected("missing_answer")
+    question = required(cell(row, "question"), "empty_question")
+    answer = required(cell(row, "answer"), "missing_answer")
     options = _parse_options(row.get("options"))
     texts, images = place_images(row, [question, *options])
     question, options = texts[0], texts[1:]
@@ -156,8 +160,7 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
-    subs = {f"subject/{k}": v for k, v in accuracy_by(rows, lambda r: [r.category] if r.category else []).items()}
-    return Aggregate(accuracy(rows), "%", subs)
+    return category_accuracy(rows, "subject")
 
 
 BENCHMARK = Benchmark(

@@ -11,7 +11,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    category_accuracy,
+    image_bytes,
+    required,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, pick_option
 from sophiavl.eval.schema import EvalItem
@@ -26,12 +34,8 @@ def n_options(question: str, gold: str) -> int:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = cell(row, "question")
-    if not question:
-        raise Rejected("empty_question")
-    answer = cell(row, "answer").upper()
-    if not answer:
-        raise Rejected("missing_answer")
+    question = required(cell(row, "question"), "empty_question")
+    answer = required(cell(row, "answer").upper(), "missing_answer")
     if len(answer) != 1 or answer not in LETTERS:
         raise Rejected("answer_not_an_option", f"answer {answer!r} is not an option letter")
     return EvalItem(
@@ -52,8 +56,7 @@ def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
-    subs = {f"category/{k}": v for k, v in accuracy_by(rows, lambda r: [r.category] if r.category else []).items()}
-    return Aggregate(accuracy(rows), "%", subs)
+    return category_accuracy(rows, "category")
 
 
 BENCHMARK = Benchmark(
