@@ -126,20 +126,33 @@ def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
             continue
 
 
-def marked_pids(run_id: str) -> list[int]:
-    """Processes whose environment carries MARKER=run_id (all descendants, also those that left our groups)."""
-    needle = f"{MARKER}={run_id}".encode()
+def _proc_pids(filename: str, matches) -> list[int]:
+    """Live processes other than this one whose /proc/PID/FILENAME (bytes) satisfies ``matches``; processes gone
+    or not readable meanwhile are left out."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
+            with open(f"/proc/{entry}/{filename}", "rb") as f:
+                if matches(f.read()):
                     pids.append(int(entry))
         except OSError:
             continue
     return pids
+
+
+def marked_pids(run_id: str) -> list[int]:
+    """Processes whose environment carries MARKER=run_id (all descendants, also those that left our groups)."""
+    needle = f"{MARKER}={run_id}".encode()
+    return _proc_pids("environ", lambda environ: needle in environ.split(b"\0"))
+
+
+def pids_naming(text: str) -> list[int]:
+    """Live processes whose command line contains text (zombies have an empty one); the e2e tests' independent scan
+    (tests/e2e/harness.py)."""
+    needle = text.encode()
+    return _proc_pids("cmdline", lambda cmdline: needle in cmdline)
 
 
 def kill_marked(run_id: str) -> list[int]:
@@ -157,6 +170,35 @@ def kill_marked(run_id: str) -> list[int]:
         if not marked_pids(run_id):
             break
     return left
+
+
+def stop_all(procs, markers, left=(), say=log) -> list[int]:
+    """The end of a run, also on failure or interrupt: ignores SIGTERM from here on (a second one must not cut the
+    stopping short), stops each process group in ``procs`` (None: never started), then kills whatever still carries
+    one of the ``markers`` values. Returns ``left`` plus the pids that scan found alive, and reports them with
+    ``say`` when there are any."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for proc in procs:
+        if proc is not None:
+            kill_group(proc)
+    left = list(left)
+    for marker in markers:
+        left += kill_marked(marker)
+    if left:
+        say(f"killed {len(left)} leftover process(es) of this run: {left}")
+    return left
+
+
+def new_run(workdir: Path, stale: tuple[str, ...]) -> tuple[float, str, Path]:
+    """The start of a run: its start time (time.time()), a fresh run id (12 hex digits, the marker value) and the
+    resolved work folder, created if missing, without the files named in ``stale`` (an earlier run's)."""
+    start = time.time()
+    run_id = uuid.uuid4().hex[:12]
+    work = workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    for name in stale:
+        (work / name).unlink(missing_ok=True)
+    return start, run_id, work
 
 
 # Lines of the training log shown on the console (all of it is in WORKDIR/train.log; DEMO_VERBOSE=1 shows all).
@@ -182,6 +224,16 @@ def pump(stream, path: Path, echo: bool) -> threading.Thread:
     return thread
 
 
+def spawn(cmd: list[str], env: dict, log_path: Path, echo: bool = False) -> subprocess.Popen:
+    """Starts cmd in the repository, in its own process group (kill_group stops it whole), its stdout and stderr
+    appended to log_path (pump; echo: its important lines also on our stdout)."""
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    pump(proc.stdout, log_path, echo=echo)
+    return proc
+
+
 def start_judge(model_dir: Path, port: int, env: dict, log_path: Path) -> subprocess.Popen:
     # A real vLLM OpenAI-compatible server. It is plain vLLM: no verl, no weight sync, so none of the
     # verl_cpu_support hacks are needed here. The reward manager sends it the question's image, the question and
@@ -196,11 +248,7 @@ def start_judge(model_dir: Path, port: int, env: dict, log_path: Path) -> subpro
         # splits the prompt of a seeded request (reward.thinking_rm.seed) across steps (chunked prefill)
         "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    pump(proc.stdout, log_path, echo=False)
-    return proc
+    return spawn(cmd, env, log_path)
 
 
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
@@ -501,10 +549,7 @@ def run_trainer(cmd: list[str], env: dict, log_path: Path, timeout: float, expec
     """Runs one training command in its own process group, its output into log_path; returns its exit status (124
     past ``timeout``). With ``expect_failure``, a run whose log shows the sampler's failure-rate error and that has
     not exited 120 s later is stopped (status 125): the error is what was expected, a hang after it is not."""
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    pump(proc.stdout, log_path, echo=not os.environ.get("DEMO_QUIET"))
+    proc = spawn(cmd, env, log_path, echo=not os.environ.get("DEMO_QUIET"))
     end, failed_at = time.time() + timeout, None
     try:
         while proc.poll() is None:
@@ -534,11 +579,7 @@ def start_proxy(
         cmd += ["--log", str(requests_log)]
     if serve is not None:
         cmd += ["--serve", str(serve)]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    pump(proc.stdout, log_path, echo=False)
-    return proc
+    return spawn(cmd, env, log_path)
 
 
 def checkpoint_state(ckpt_dir: Path) -> dict:
@@ -584,14 +625,10 @@ def main(argv=None) -> int:
     if fault_k is not None and not (1 <= fault_k < args.steps and args.rm == "external"):
         parser.error("--fault-after-step K needs 1 <= K < --steps and --rm external")
 
-    start = time.time()
-    run_id = uuid.uuid4().hex[:12]
-    work = args.workdir.resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    stale = ("metrics.jsonl", "train.log", "judge.log", "summary.json", "proxy.log")
+    start, run_id, work = new_run(args.workdir, stale)
     assets = (args.assets or args.workdir).resolve()
     assets.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json", "proxy.log"):
-        (work / name).unlink(missing_ok=True)
     for old in [*work.glob("metrics.run*.jsonl"), *work.glob("train.run*.log"), *work.glob("judge_requests.*")]:
         old.unlink()
     deadline = Deadline(args.deadline)
@@ -678,14 +715,7 @@ def main(argv=None) -> int:
         log("interrupted: stopping everything")
         rc = 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stopping short
-        for proc in (proxy, judge):
-            if proc is not None:
-                kill_group(proc)
-        for marker in [run_id, *(m for _, m in runs)]:
-            left += kill_marked(marker)
-        if left:
-            log(f"killed {len(left)} leftover process(es) of this run: {left}")
+        left = stop_all((proxy, judge), [run_id, *(m for _, m in runs)], left)
 
     steps = []
     for name, _ in runs:

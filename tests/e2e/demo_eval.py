@@ -34,7 +34,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -121,12 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
 
-    start = time.time()
-    run_id = uuid.uuid4().hex[:12]
-    work = args.workdir.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    for name in ("eval.log", "report.json", "summary.json"):
-        (work / name).unlink(missing_ok=True)
+    start, run_id, work = demo.new_run(args.workdir, ("eval.log", "report.json", "summary.json"))
     dump = work / "dump"
     for old in dump.glob("*.jsonl"):
         old.unlink()
@@ -154,9 +148,7 @@ def main(argv=None) -> int:
         demo.log(f"3/5 main_ppo +recipe=sophiavl_eval (log: {work / 'eval.log'}, timeout {timeout:.0f} s)")
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
         t0 = time.time()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        demo.pump(proc.stdout, work / "eval.log", echo=not os.environ.get("DEMO_QUIET"))
+        proc = demo.spawn(cmd, env, work / "eval.log", echo=not os.environ.get("DEMO_QUIET"))
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -170,13 +162,8 @@ def main(argv=None) -> int:
         demo.log("interrupted: stopping everything")
         rc = 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         demo.log("4/5 stopping what the run started")
-        if proc is not None:
-            demo.kill_group(proc)
-        left = demo.kill_marked(run_id)
-        if left:
-            demo.log(f"killed {len(left)} leftover process(es) of this run: {left}")
+        left = demo.stop_all((proc,), [run_id])
 
     report = None
     if rc == 0:

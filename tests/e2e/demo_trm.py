@@ -41,7 +41,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,12 +201,8 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for sft_trainer (they win)")
     args = parser.parse_args(argv)
 
-    start = time.time()
-    run_id = uuid.uuid4().hex[:12]
-    work = args.workdir.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.jsonl", "train.log", "judge.log", "summary.json", "pointwise.json", "pointwise.log"):
-        (work / name).unlink(missing_ok=True)
+    stale = ("metrics.jsonl", "train.log", "judge.log", "summary.json", "pointwise.json", "pointwise.log")
+    start, run_id, work = demo.new_run(args.workdir, stale)
     ckpt = work / "ckpt"
     shutil.rmtree(ckpt, ignore_errors=True)  # the recipe's resume_mode=auto would resume an old run
     metrics_path = work / "metrics.jsonl"
@@ -234,10 +229,7 @@ def main(argv=None) -> int:
         log(f"3/6 training: torchrun -m verl.trainer.sft_trainer +recipe=sophiavl_trm ... "
             f"(log: {work / 'train.log'}, timeout {timeout:.0f} s)")  # fmt: skip
         (work / "command.txt").write_text(" ".join(cmd) + "\n")
-        trainer = subprocess.Popen(
-            cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        demo.pump(trainer.stdout, work / "train.log", echo=not os.environ.get("DEMO_QUIET"))
+        trainer = demo.spawn(cmd, env, work / "train.log", echo=not os.environ.get("DEMO_QUIET"))
         try:
             rc = trainer.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -279,13 +271,7 @@ def main(argv=None) -> int:
         log(str(exc))
         rc = rc if rc not in (0, None) else 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for proc in (trainer, judge):
-            if proc is not None:
-                demo.kill_group(proc)
-        left = demo.kill_marked(run_id)
-        if left:
-            log(f"killed {len(left)} leftover process(es) of this run: {left}")
+        left = demo.stop_all((trainer, judge), [run_id], say=log)
 
     steps = merge_steps(demo.read_metrics(metrics_path))
     wall = time.time() - start

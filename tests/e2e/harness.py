@@ -1,5 +1,6 @@
-"""Shared harness of the end-to-end tests (tests/e2e/test_e2e_demo.py, tests/e2e/test_e2e_resume.py): runs demo.py
-in a fresh work folder with the session's shared assets, stops it cleanly on timeout, and checks from outside that
+"""Shared harness of the end-to-end tests (tests/e2e/test_e2e_demo.py, tests/e2e/test_e2e_resume.py; its venv check,
+runner and process scans also serve tests/e2e/test_e2e_trm.py and tests/e2e/test_e2e_eval.py): runs demo.py in a
+fresh work folder with the session's shared assets, stops it cleanly on timeout, and checks from outside that
 nothing of a run is left. Not a test module; the tests load it by path (tests are never imported as packages)."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def load_by_path(name: str, filename: str):
     return module
 
 
-demo = load_by_path("sophiavl_e2e_demo", "demo.py")  # its process scan is reused here
+demo = load_by_path("sophiavl_e2e_demo", "demo.py")  # its process scans are reused here
 
 
 def shared_assets(tmp_path_factory) -> Path:
@@ -53,20 +54,7 @@ class DemoRun(NamedTuple):
     assets: Path
 
 
-def _pids_naming(text: str) -> list[int]:
-    """Live processes whose command line contains text (zombies have an empty one)."""
-    needle = text.encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if needle in f.read():
-                    pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
+_pids_naming = demo.pids_naming  # live processes whose command line contains a text
 
 
 def _kill_leftovers(work: Path) -> None:

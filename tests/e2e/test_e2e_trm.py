@@ -12,7 +12,6 @@ import importlib.util
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -20,23 +19,17 @@ from typing import NamedTuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-E2E_PY = REPO / os.environ.get("E2E_VENV", ".venv-e2e") / "bin" / "python"
+_spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness_trm", Path(__file__).with_name("harness.py"))
+harness = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)  # the e2e tests' venv check, runner (SIGTERM, then SIGKILL) and process scans
+demo = harness.demo
+
+REPO = harness.REPO
+E2E_PY = harness.E2E_PY
 STEPS = 6
 ROWS = 8  # all of them in every step: the tiny model fits them, so the training loss must fall
 TIMEOUT_S = 600  # the whole demo, server start-up included
 DEADLINE_S = TIMEOUT_S - 90  # the demo's own limit for its stages; it then stops its processes
-GRACE_S = 60
-
-
-def _load(name: str, filename: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load("sophiavl_e2e_demo", "demo.py")  # the process scans are reused from the main demo
 
 
 class TrmRun(NamedTuple):
@@ -45,57 +38,15 @@ class TrmRun(NamedTuple):
     work: Path
 
 
-def _pids_naming(text: str) -> list[int]:
-    needle = text.encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if needle in f.read():
-                    pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
-
-
-def _run(cmd: list[str], env: dict, work: Path) -> subprocess.CompletedProcess:
-    """Past TIMEOUT_S the demo gets SIGTERM (its own clean-up), then SIGKILL after GRACE_S and a last sweep."""
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
-        return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = proc.communicate(timeout=GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stdout, stderr = proc.communicate()
-            for pid in _pids_naming(str(work)):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-    pytest.fail(f"demo-trm did not finish within {TIMEOUT_S} s\n--- stdout ---\n{stdout[-4000:]}\n"
-                f"--- stderr ---\n{stderr[-3000:]}")  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def trm_run(tmp_path_factory):
-    if not E2E_PY.exists():
-        if os.environ.get("SOPHIAVL_E2E") == "require":
-            pytest.fail(f"{E2E_PY} missing: `make e2e-venv` should have made it")
-        pytest.skip(f"no e2e venv at {E2E_PY}: run `make e2e-venv` (or `make test`)")
+    harness.require_e2e_venv()
     work = tmp_path_factory.mktemp("e2e_trm")
     env = dict(os.environ, DEMO_QUIET="1")
-    proc = _run(
+    proc = harness._run_demo(
         [str(E2E_PY), str(REPO / "tests" / "e2e" / "demo_trm.py"), "--workdir", str(work), "--steps", str(STEPS),
          "--rows", str(ROWS), "--batch", str(ROWS), "--deadline", str(DEADLINE_S)],
-        env, work,
+        env, work, TIMEOUT_S, work,
     )  # fmt: skip
     summary_path = work / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -162,7 +113,7 @@ def test_the_pointwise_evaluation_scored_every_validation_row(trm_run):
 def test_no_process_left_behind(trm_run):
     summary, work = trm_run.summary, trm_run.work
     assert demo.marked_pids(summary["run_id"]) == []
-    assert _pids_naming(str(work)) == []
+    assert harness._pids_naming(str(work)) == []
     port = summary["judge_port"]
     assert isinstance(port, int) and port > 0
     with socket.socket() as s:
