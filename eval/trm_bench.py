@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -12,10 +10,7 @@ from sophiavl.rewards.thinking_client import Judgement, ThinkingJudge
 
 from .trm_data import PairItem
 from .trm_pairwise import PairScore, pairwise_summary, source_of, table3
-from .trm_run import Progress, bounded_map, failure_kind
-
-#: At most this many failed pairs are listed (with their reason) in the report.
-MAX_FAILURE_EXAMPLES = 20
+from .trm_run import Progress, collect, failure_examples, failure_kind, failure_kinds
 
 
 def _failed_samples(judgement: Judgement) -> int:
@@ -55,14 +50,7 @@ async def score_pairs(
         means = [j.score for j in judgements]
         return {**record, "means": means, "samples_failed": failed_samples, "kind": "", "detail": ""}
 
-    records = []
-    async for _, record in bounded_map(items, one, limit=max(1, judge.max_concurrency // 2)):
-        records.append(record)
-        progress.update(bool(record["kind"]))
-        if predictions is not None:
-            predictions.write(json.dumps(record) + "\n")
-    progress.close()
-    return sorted(records, key=lambda r: r["index"])
+    return await collect(items, one, max(1, judge.max_concurrency // 2), progress, predictions)
 
 
 def pairwise_report(records: list[dict[str, Any]], tie: str) -> dict[str, Any]:
@@ -78,11 +66,9 @@ def pairwise_report(records: list[dict[str, Any]], tie: str) -> dict[str, Any]:
         **summary,
         "tie_rule": tie,
         "failures": len(failed),
-        "failure_kinds": dict(sorted(Counter(r["kind"] for r in failed).items())),
+        "failure_kinds": failure_kinds(failed),
         "samples_failed": sum(r["samples_failed"] for r in records),
-        "failure_examples": [
-            {k: r[k] for k in ("index", "id", "source", "kind", "detail")} for r in failed[:MAX_FAILURE_EXAMPLES]
-        ],
+        "failure_examples": failure_examples(failed),
     }
 
 

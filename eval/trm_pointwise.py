@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -10,10 +9,7 @@ from sophiavl.rewards.thinking_client import ThinkingJudge
 
 from .trm_data import PointwiseItem
 from .trm_metrics import GRID_SIZE, agreement_summary, confusion
-from .trm_run import Progress, bounded_map, failure_kind
-
-#: At most this many failed rows are listed (with their reason) in the report.
-MAX_FAILURE_EXAMPLES = 20
+from .trm_run import Progress, collect, failure_examples, failure_kind, failure_kinds
 
 
 async def score_rows(
@@ -28,7 +24,6 @@ async def score_rows(
     A row that could not be read is a failure of kind ``bad_row`` (no request is made). ``predictions``, when given,
     receives each record as a JSON line as soon as it is known.
     """
-    import json
 
     async def one(item: PointwiseItem) -> dict[str, Any]:
         record = {"index": item.index, "id": item.row_id, "source": item.source, "label": item.label}
@@ -39,14 +34,7 @@ async def score_rows(
             return {**record, "score": None, "kind": failure_kind(judgement), "detail": judgement.detail}
         return {**record, "score": judgement.score, "kind": "", "detail": ""}
 
-    records = []
-    async for _, record in bounded_map(items, one, limit=max(1, judge.max_concurrency)):
-        records.append(record)
-        progress.update(bool(record["kind"]))
-        if predictions is not None:
-            predictions.write(json.dumps(record) + "\n")
-    progress.close()
-    return sorted(records, key=lambda r: r["index"])
+    return await collect(items, one, max(1, judge.max_concurrency), progress, predictions)
 
 
 def _block(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,7 +45,7 @@ def _block(records: list[dict[str, Any]]) -> dict[str, Any]:
         "rows": len(records),
         **summary,
         "failures": len(failed),
-        "failure_kinds": dict(sorted(Counter(r["kind"] for r in failed).items())),
+        "failure_kinds": failure_kinds(failed),
     }
 
 
@@ -76,9 +64,7 @@ def pointwise_report(records: list[dict[str, Any]]) -> dict[str, Any]:
         **_block(records),
         "grid": [i / 10 for i in range(GRID_SIZE)],
         "confusion": confusion([r["label"] for r in scored], [r["score"] for r in scored]),
-        "failure_examples": [
-            {k: r[k] for k in ("index", "id", "source", "kind", "detail")} for r in failed[:MAX_FAILURE_EXAMPLES]
-        ],
+        "failure_examples": failure_examples(failed),
         "sources": {source: _block(items) for source, items in sorted(by_source.items())},
     }
 

@@ -1,18 +1,24 @@
-"""Asking the thinking reward model about many inputs at once, with bounded memory and a progress line on stderr."""
+"""Asking the thinking reward model about many inputs at once, with bounded memory and a progress line on stderr;
+the per-item records and failure lists both TRM evaluations report."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TextIO, TypeVar
+from typing import IO, Any, TextIO, TypeVar
 
 from sophiavl.rewards.judge_codes import error_kind
 from sophiavl.rewards.thinking_client import Judgement
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: At most this many failed items are listed (with their reason) in a report.
+MAX_FAILURE_EXAMPLES = 20
 
 
 def failure_kind(judgement: Judgement) -> str:
@@ -106,3 +112,34 @@ async def bounded_map(items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit
     finally:
         for task in pending:
             task.cancel()
+
+
+async def collect(
+    items: Iterable[T],
+    fn: Callable[[T], Awaitable[dict[str, Any]]],
+    limit: int,
+    progress: Progress,
+    predictions: IO[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Runs ``fn`` over ``items`` (:func:`bounded_map`, at most ``limit`` pending) and returns its records sorted by
+    their ``index``. Each record counts on ``progress`` as it finishes (failed when its ``kind`` is not empty) and,
+    when ``predictions`` is given, is written to it as a JSON line at once; ``progress`` is closed at the end."""
+    records = []
+    async for _, record in bounded_map(items, fn, limit=limit):
+        records.append(record)
+        progress.update(bool(record["kind"]))
+        if predictions is not None:
+            predictions.write(json.dumps(record) + "\n")
+    progress.close()
+    return sorted(records, key=lambda r: r["index"])
+
+
+def failure_kinds(failed: list[dict[str, Any]]) -> dict[str, int]:
+    """Failure kind -> how many of the ``failed`` records have it, kinds sorted."""
+    return dict(sorted(Counter(r["kind"] for r in failed).items()))
+
+
+def failure_examples(failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first :data:`MAX_FAILURE_EXAMPLES` ``failed`` records, each as ``index``, ``id``, ``source``, ``kind`` and
+    ``detail``."""
+    return [{k: r[k] for k in ("index", "id", "source", "kind", "detail")} for r in failed[:MAX_FAILURE_EXAMPLES]]
