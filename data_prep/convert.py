@@ -11,11 +11,11 @@ parquet row group, not by the dataset.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .hub import IMAGE_PATTERNS, SourceError, resolve_src
@@ -26,7 +26,8 @@ from .records import Problem, RecordRejected, parse_record
 from .report import Report
 from .schema import make_row, row_schema
 from .split import choose_val_keys, split_key
-from .writer import ShardedParquetWriter, remove_old_shards
+from .stream import finish_report, with_images, write_splits
+from .writer import SplitWriters, remove_old_shards
 
 RECORD_SUFFIXES = (".json", ".jsonl")
 # the files of a hub snapshot this converter reads (fnmatch, '*' also matches '/'): record files, archives, images
@@ -158,73 +159,26 @@ def convert(opts: Options) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     remove_old_shards(out)
-    writers = {s: ShardedParquetWriter(out, s, schema, opts.shard_rows) for s in ("train", "val")}
     report = Report(out)
-    bar = _progress(total, opts.progress)
-    try:
-        with ImageStage(str(src), opts.images, opts.max_pixels, opts.max_image_bytes, opts.workers) as stage:
-            _run(files, opts, val_keys, writers, report, bar, stage)
-        shards = {s: [p.name for p in w.close()] for s, w in writers.items()}
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        report.abort()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    status = "ok" if report.reject_rate <= opts.max_reject_rate else "reject_rate_exceeded"
-    elapsed = time.perf_counter() - t0
-    return report.finish(
-        status=status,
-        max_reject_rate=opts.max_reject_rate,
-        shards=shards,
-        elapsed_s=round(elapsed, 3),
-        rows_per_s=round(report.rows_read / elapsed, 1) if elapsed > 0 else None,
-        source_folder=str(src),
-        options={k: v for k, v in asdict(opts).items() if k != "progress"},
-    )
+    shards = write_splits(opts, src, schema, val_keys, report, total, partial(_run, files, opts, report))
+    return finish_report(report, opts, shards, src, t0)
 
 
-def _run(files, opts: Options, val_keys: set[str], writers, report: Report, bar, stage: ImageStage) -> None:
-    index = {"train": 0, "val": 0}
+def _run(files, opts: Options, report: Report, writers: SplitWriters, bar, stage: ImageStage) -> None:
+    """Pass 2: validates, checks images and writes the rows; every record read is written or rejected."""
 
-    def batches() -> Iterator[list[tuple]]:
-        batch: list[tuple] = []
-        for subset, path, i, item in iter_parsed(files, opts.max_rows):
-            report.read(subset)
-            batch.append((subset, path, i, item))
-            if len(batch) >= opts.batch_rows:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+    def rows() -> Iterator[tuple]:
+        for row in iter_parsed(files, opts.max_rows):
+            report.read(row[0])
+            yield row
 
-    def problems(batch: list[tuple]) -> list[Problem]:
-        return [item for *_, item in batch if isinstance(item, Problem)]
-
-    for batch, results in stage.run(batches(), problems):
-        it = iter(results)
-        for subset, path, i, item in batch:
-            if isinstance(item, RecordRejected):
-                report.reject(subset, path.name, i, item.problem_id, item.reason, item.detail)
-            else:
-                res = next(it)
-                if isinstance(res, RecordRejected):
-                    report.reject(subset, path.name, i, item.problem_id, res.reason, res.detail)
-                else:
-                    images, nbytes = res
-                    split = "val" if split_key(subset, item.problem_id) in val_keys else "train"
-                    writers[split].write(make_row(item, images, split, index[split]), nbytes)
-                    index[split] += 1
-                    report.written_row(subset, split, item.problem_type, item.data_source, len(images), nbytes)
-        if bar is not None:
-            bar.update(len(batch))
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="row", file=sys.stderr, mininterval=0.5, desc="converting")
+    for (subset, path, i, item), res in with_images(stage, rows(), Problem, opts.batch_rows, bar):
+        if isinstance(item, RecordRejected):
+            report.reject(subset, path.name, i, item.problem_id, item.reason, item.detail)
+        elif isinstance(res, RecordRejected):
+            report.reject(subset, path.name, i, item.problem_id, res.reason, res.detail)
+        else:
+            images, nbytes = res
+            split, index = writers.place(split_key(subset, item.problem_id))
+            writers.write(split, make_row(item, images, split, index), nbytes)
+            report.written_row(subset, split, item.problem_type, item.data_source, len(images), nbytes)

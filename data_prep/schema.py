@@ -9,7 +9,7 @@ from .records import Problem
 
 IMAGE_MODES = ("embed", "path")  # --images
 
-_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])  # one chat message
 _REWARD = pa.struct([("style", pa.string()), ("ground_truth", pa.string())])
 _EXTRA = pa.struct(
     [
@@ -25,21 +25,29 @@ _EXTRA = pa.struct(
 )
 
 
+def image_struct(images: str) -> pa.DataType:
+    """One image of a row: ``struct<bytes: binary>`` for ``images="embed"``, ``struct<image: string>`` (an absolute
+    path) for ``images="path"``. Exactly one field, because verl opens ``bytes`` whenever that key is present.
+
+    Raises:
+        ValueError: ``images`` is neither ``"embed"`` nor ``"path"``.
+    """
+    if images == "embed":
+        return pa.struct([("bytes", pa.binary())])
+    if images == "path":
+        return pa.struct([("image", pa.string())])
+    raise ValueError(f"images must be 'embed' or 'path', not {images!r}")
+
+
 def row_schema(images: str) -> pa.Schema:
     """The schema for ``images="embed"`` (``images: list<struct<bytes: binary>>``) or ``images="path"``
     (``images: list<struct<image: string>>``, absolute paths). Each image struct has exactly one field, because
     verl's RLHFDataset opens ``bytes`` whenever that key is present."""
-    if images == "embed":
-        image = pa.struct([("bytes", pa.binary())])
-    elif images == "path":
-        image = pa.struct([("image", pa.string())])
-    else:
-        raise ValueError(f"images must be 'embed' or 'path', not {images!r}")
     return pa.schema(
         [
             ("data_source", pa.string()),
-            ("prompt", pa.list_(_MESSAGE)),
-            ("images", pa.list_(image)),
+            ("prompt", pa.list_(MESSAGE)),
+            ("images", pa.list_(image_struct(images))),
             ("ability", pa.string()),
             ("reward_model", _REWARD),
             ("extra_info", _EXTRA),

@@ -16,8 +16,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .convert import ConvertError, Options, convert
-from .schema import IMAGE_MODES
+from .cli import add_conversion_args, add_progress_arg, add_source_args, common_options, run_converter
+from .convert import Options, convert
 
 SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "data"
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Options)}  # one source for the defaults
@@ -30,67 +30,23 @@ def parse_args(argv: list[str] | None = None) -> Options:
         description="Convert SophiaVL-R1-130k (json/ + images, unpacked or in the subset .zip archives) into "
         "verl's RLHF parquet: <out>/train-NNNNN.parquet, val-NNNNN.parquet, report.json, rejects.jsonl.",
     )
-    ap.add_argument(
-        "--src",
-        default=str(SAMPLE_ROOT),
-        help="dataset root holding json/, or a hub dataset hf://OWNER/NAME, downloaded (resumable, only json/, "
+    add_source_args(
+        ap,
+        str(SAMPLE_ROOT),
+        src_help="dataset root holding json/, or a hub dataset hf://OWNER/NAME, downloaded (resumable, only json/, "
         "archives and images) into the hub cache first (default: the embedded sample)",
     )
-    ap.add_argument("--revision", default=None, help="hub sources only: branch, tag or commit to pin (default main)")
-    ap.add_argument("--out", required=True, help="output folder (created; earlier train-/val-*.parquet replaced)")
     ap.add_argument("--subsets", default=None, help="comma-separated subsets by record-file name, e.g. Math,Chart")
-    ap.add_argument(
-        "--val-size",
-        type=int,
-        metavar="N",
-        default=_DEFAULTS["val_size"],
-        help="at most N rows in the validation split: the N keys are picked before images are checked, so rows "
-        "rejected for their images leave fewer (default %(default)s)",
+    add_conversion_args(
+        ap,
+        _DEFAULTS,
+        val_size_help="at most N rows in the validation split: the N keys are picked before images are checked, so "
+        "rows rejected for their images leave fewer (default %(default)s)",
     )
-    ap.add_argument("--max-rows", type=int, default=None, help="read at most N records in total (default all)")
-    ap.add_argument(
-        "--images",
-        choices=IMAGE_MODES,
-        default=_DEFAULTS["images"],
-        help="embed: original file bytes in the parquet (default); path: absolute paths to unpacked files",
-    )
-    ap.add_argument(
-        "--shard-rows", type=int, default=_DEFAULTS["shard_rows"], help="rows per parquet shard (default %(default)s)"
-    )
-    ap.add_argument(
-        "--workers",
-        type=int,
-        default=_DEFAULTS["workers"],
-        help="processes reading and checking images (default %(default)s)",
-    )
-    ap.add_argument(
-        "--max-reject-rate",
-        type=float,
-        default=_DEFAULTS["max_reject_rate"],
-        help="exit 1 when rejected/read exceeds this share, after writing everything (default %(default)s)",
-    )
-    ap.add_argument("--max-pixels", type=int, default=_DEFAULTS["max_pixels"], help="reject images above W*H pixels")
-    ap.add_argument(
-        "--max-image-bytes", type=int, default=_DEFAULTS["max_image_bytes"], help="reject image files above this"
-    )
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arg(ap)
     a = ap.parse_args(argv)
     subsets = [s.strip() for s in a.subsets.split(",") if s.strip()] if a.subsets else None
-    return Options(
-        src=a.src,
-        out=a.out,
-        revision=a.revision,
-        subsets=subsets,
-        val_size=a.val_size,
-        max_rows=a.max_rows,
-        images=a.images,
-        shard_rows=a.shard_rows,
-        workers=a.workers,
-        max_reject_rate=a.max_reject_rate,
-        max_pixels=a.max_pixels,
-        max_image_bytes=a.max_image_bytes,
-        progress=not a.no_progress,
-    )
+    return Options(**common_options(a), subsets=subsets)
 
 
 def summary(report: dict, out: str) -> str:
@@ -112,14 +68,7 @@ def summary(report: dict, out: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit status (0, 1 or 2, see the module docstring)."""
-    opts = parse_args(argv)
-    try:
-        report = convert(opts)
-    except ConvertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary(report, opts.out))
-    return 0 if report["status"] == "ok" else 1
+    return run_converter(convert, parse_args(argv), summary)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .convert import ConvertError
-from .schema import IMAGE_MODES
+from .cli import add_conversion_args, add_progress_arg, add_source_args, common_options, run_converter
 from .thinking_convert import TrmOptions, convert_trm
 from .thinking_fields import CANDIDATES, FieldError, parse_field_overrides
 
@@ -34,44 +33,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "images unpacked or in *.zip archives at the root) into verl's SFT parquet for the thinking reward "
         "model: <out>/train-NNNNN.parquet, val-NNNNN.parquet, report.json, rejects.jsonl.",
     )
-    ap.add_argument(
-        "--src",
-        default=str(SAMPLE_ROOT),
-        help="dataset root, or a hub dataset hf://OWNER/NAME, downloaded (resumable, only record files, archives "
-        "and images) into the hub cache first (default: the embedded sample)",
+    add_source_args(
+        ap,
+        str(SAMPLE_ROOT),
+        src_help="dataset root, or a hub dataset hf://OWNER/NAME, downloaded (resumable, only record files, "
+        "archives and images) into the hub cache first (default: the embedded sample)",
     )
-    ap.add_argument("--revision", default=None, help="hub sources only: branch, tag or commit to pin (default main)")
-    ap.add_argument("--out", required=True, help="output folder (created; earlier train-/val-*.parquet replaced)")
-    ap.add_argument(
-        "--val-size",
-        type=int,
-        metavar="N",
-        default=_DEFAULTS["val_size"],
-        help="at most N rows in the validation split, chosen by a hash of <record file>/<id> among valid rows; "
-        "rows rejected for their image file leave fewer (default %(default)s)",
-    )
-    ap.add_argument("--max-rows", type=int, default=None, help="read at most N records in total (default all)")
-    ap.add_argument(
-        "--images",
-        choices=IMAGE_MODES,
-        default=_DEFAULTS["images"],
-        help="embed: original file bytes in the parquet (default); path: absolute paths to unpacked files",
-    )
-    ap.add_argument(
-        "--shard-rows", type=int, default=_DEFAULTS["shard_rows"], help="rows per parquet shard (default %(default)s)"
-    )
-    ap.add_argument(
-        "--workers", type=int, default=_DEFAULTS["workers"], help="processes reading and checking images (default 1)"
-    )
-    ap.add_argument(
-        "--max-reject-rate",
-        type=float,
-        default=_DEFAULTS["max_reject_rate"],
-        help="exit 1 when rejected/read exceeds this share, after writing everything (default %(default)s)",
-    )
-    ap.add_argument("--max-pixels", type=int, default=_DEFAULTS["max_pixels"], help="reject images above W*H pixels")
-    ap.add_argument(
-        "--max-image-bytes", type=int, default=_DEFAULTS["max_image_bytes"], help="reject image files above this"
+    add_conversion_args(
+        ap,
+        _DEFAULTS,
+        val_size_help="at most N rows in the validation split, chosen by a hash of <record file>/<id> among valid "
+        "rows; rows rejected for their image file leave fewer (default %(default)s)",
     )
     ap.add_argument(
         "--shared-image-limit",
@@ -95,7 +67,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the judge's prompt template (system, a line ---, user text with {question} and {response}); the "
         "same file as reward.thinking_rm.prompt_template (default: the packaged one)",
     )
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arg(ap)
     return ap
 
 
@@ -109,21 +81,10 @@ def parse_args(argv: list[str] | None = None) -> TrmOptions:
     except FieldError as e:
         ap.error(str(e))
     return TrmOptions(
-        src=a.src,
-        out=a.out,
-        revision=a.revision,
-        val_size=a.val_size,
-        max_rows=a.max_rows,
-        images=a.images,
-        shard_rows=a.shard_rows,
-        workers=a.workers,
-        max_reject_rate=a.max_reject_rate,
-        max_pixels=a.max_pixels,
-        max_image_bytes=a.max_image_bytes,
+        **common_options(a),
         shared_image_limit=a.shared_image_limit,
         fields=fields,
         prompt_template=a.prompt_template,
-        progress=not a.no_progress,
     )
 
 
@@ -156,14 +117,7 @@ def summary(report: dict, out: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit status (0, 1 or 2, see the module docstring)."""
-    opts = parse_args(argv)
-    try:
-        report = convert_trm(opts)
-    except ConvertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary(report, opts.out))
-    return 0 if report["status"] == "ok" else 1
+    return run_converter(convert_trm, parse_args(argv), summary)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ one 8-byte question hash (a set only for images used by several questions), not 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,20 +32,19 @@ from sophiavl.rewards.thinking_prompt import PromptTemplate, load_template, sft_
 from .convert import RECORD_SUFFIXES, ConvertError, iter_raw
 from .hub import IMAGE_PATTERNS, SourceError, resolve_src
 from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from .images import ImageStage
 from .records import RecordRejected
-from .schema import IMAGE_MODES
+from .schema import IMAGE_MODES, MESSAGE, image_struct
 from .split import choose_val_keys, key_hash, split_key
+from .stream import finish_report, with_images, write_splits
 from .thinking_fields import ROLES, FieldError, detect_fields
 from .thinking_records import Sample, SampleRejected, parse_sample
 from .thinking_report import TrmReport
-from .writer import ShardedParquetWriter, remove_old_shards
+from .writer import SplitWriters, remove_old_shards
 
 # the files of a hub snapshot this converter reads (fnmatch, '*' also matches '/')
 HUB_PATTERNS = ["*.json", "*.jsonl", "*.zip", *IMAGE_PATTERNS]
 WORST_IMAGES = 20  # images listed in the report's image_sharing.worst
 
-_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _EXTRA = pa.struct(
     [
         ("split", pa.string()),
@@ -82,14 +81,10 @@ class TrmOptions:
 def row_schema(images: str) -> pa.Schema:
     """``messages: list<struct<role, content>>``, ``images: list<struct<bytes: binary>>`` (embed) or
     ``list<struct<image: string>>`` (path), ``extra_info: struct<split, index, id, data_source, score>``.
-    One field per image struct: verl opens ``bytes`` whenever that key is present."""
-    if images == "embed":
-        image = pa.struct([("bytes", pa.binary())])
-    elif images == "path":
-        image = pa.struct([("image", pa.string())])
-    else:
-        raise ValueError(f"images must be 'embed' or 'path', not {images!r}")
-    return pa.schema([("messages", pa.list_(_MESSAGE)), ("images", pa.list_(image)), ("extra_info", _EXTRA)])
+    One field per image struct (:func:`~sophiavl.data_prep.schema.image_struct`)."""
+    return pa.schema(
+        [("messages", pa.list_(MESSAGE)), ("images", pa.list_(image_struct(images))), ("extra_info", _EXTRA)]
+    )
 
 
 def make_row(sample: Sample, images: list[dict], split: str, index: int, template: PromptTemplate) -> dict:
@@ -241,22 +236,10 @@ def convert_trm(opts: TrmOptions) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     remove_old_shards(out)
-    writers = {s: ShardedParquetWriter(out, s, schema, opts.shard_rows) for s in ("train", "val")}
     report = TrmReport(out)
     report.fields = {name: fields.get(name) for name, _ in files}
-    bar = _progress(total, opts.progress)
-    try:
-        with ImageStage(str(src), opts.images, opts.max_pixels, opts.max_image_bytes, opts.workers) as stage:
-            _write(files, fields, opts, shared, val_keys, writers, report, bar, stage, template)
-        shards = {s: [p.name for p in w.close()] for s, w in writers.items()}
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        report.abort()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    write = partial(_write, files, fields, opts, shared, report, template)
+    shards = write_splits(opts, src, schema, val_keys, report, total, write)
     report.image_sharing = {
         "limit": opts.shared_image_limit,
         "images": len(sharing.rows),
@@ -264,63 +247,31 @@ def convert_trm(opts: TrmOptions) -> dict:
         "rows_rejected": report.rejected["image_shared"],
         "worst": sharing.worst(WORST_IMAGES),
     }
-    status = "ok" if report.reject_rate <= opts.max_reject_rate else "reject_rate_exceeded"
-    elapsed = time.perf_counter() - t0
-    return report.finish(
-        status=status,
-        max_reject_rate=opts.max_reject_rate,
-        shards=shards,
-        elapsed_s=round(elapsed, 3),
-        rows_per_s=round(report.rows_read / elapsed, 1) if elapsed > 0 else None,
-        source_folder=str(src),
-        options={k: v for k, v in asdict(opts).items() if k != "progress"},
-    )
+    return finish_report(report, opts, shards, src, t0)
 
 
-def _write(files, fields, opts: TrmOptions, shared: dict[str, int], val_keys, writers, report, bar, stage, template):
+def _write(
+    files, fields, opts: TrmOptions, shared: dict[str, int], report, template, writers: SplitWriters, bar, stage
+):
     """Pass 4: validates, checks images and writes the rows; every record read is written or rejected."""
-    index = {"train": 0, "val": 0}
 
-    def batches() -> Iterator[list[tuple]]:
-        batch: list[tuple] = []
+    def rows() -> Iterator[tuple]:
         for name, path, i, item in iter_samples(files, fields, opts.max_rows):
             report.read(name)
             if isinstance(item, Sample) and item.image_paths and item.image_paths[0] in shared:
                 p = item.image_paths[0]
                 detail = f"{p} is used by {shared[p]} distinct questions (limit {opts.shared_image_limit})"
                 item = SampleRejected("image_shared", detail, item.sample_id)
-            batch.append((name, path, i, item))
-            if len(batch) >= opts.batch_rows:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+            yield name, path, i, item
 
-    def samples(batch: list[tuple]) -> list[Sample]:
-        return [item for *_, item in batch if isinstance(item, Sample)]
-
-    for batch, results in stage.run(batches(), samples):
-        it = iter(results)
-        for name, path, i, item in batch:
-            if isinstance(item, SampleRejected):
-                report.reject(name, path.name, i, item.sample_id, item.reason, item.detail)
-                continue
-            res = next(it)
-            if isinstance(res, RecordRejected):
-                report.reject(name, path.name, i, item.sample_id, res.reason, res.detail)
-                continue
-            images, nbytes = res
-            split = "val" if split_key(name, item.sample_id) in val_keys else "train"
-            writers[split].write(make_row(item, images, split, index[split], template), nbytes)
-            index[split] += 1
-            report.written_sample(name, split, item.data_source, item.score, len(images), nbytes)
-        if bar is not None:
-            bar.update(len(batch))
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="row", file=sys.stderr, mininterval=0.5, desc="converting")
+    for (name, path, i, item), res in with_images(stage, rows(), Sample, opts.batch_rows, bar):
+        if isinstance(item, SampleRejected):
+            report.reject(name, path.name, i, item.sample_id, item.reason, item.detail)
+            continue
+        if isinstance(res, RecordRejected):
+            report.reject(name, path.name, i, item.sample_id, res.reason, res.detail)
+            continue
+        images, nbytes = res
+        split, index = writers.place(split_key(name, item.sample_id))
+        writers.write(split, make_row(item, images, split, index, template), nbytes)
+        report.written_sample(name, split, item.data_source, item.score, len(images), nbytes)

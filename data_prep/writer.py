@@ -94,3 +94,36 @@ def remove_old_shards(out_dir: Path | str, splits: tuple[str, ...] = ("train", "
     for split in splits:
         for p in Path(out_dir).glob(f"{split}-*.parquet*"):
             p.unlink()
+
+
+class SplitWriters:
+    """The ``train`` and ``val`` :class:`ShardedParquetWriter` of one run. A row goes to ``val`` when its split key
+    is in ``val_keys``, else to ``train``; rows are numbered from 0 within each split."""
+
+    SPLITS = ("train", "val")
+
+    def __init__(self, out_dir: Path | str, schema: pa.Schema, shard_rows: int, val_keys: set[str]):
+        self.val_keys = val_keys
+        self.writers = {s: ShardedParquetWriter(out_dir, s, schema, shard_rows) for s in self.SPLITS}
+        self.index = dict.fromkeys(self.SPLITS, 0)
+
+    def place(self, key: str) -> tuple[str, int]:
+        """The split of a row with split key ``key`` and the row's 0-based index in it (counted from here on: call
+        once per row, then :meth:`write` the row)."""
+        split = "val" if key in self.val_keys else "train"
+        index = self.index[split]
+        self.index[split] += 1
+        return split, index
+
+    def write(self, split: str, row: dict, nbytes: int = 0) -> None:
+        """Appends ``row`` to ``split``; ``nbytes`` is its image data size (see :meth:`ShardedParquetWriter.write`)."""
+        self.writers[split].write(row, nbytes)
+
+    def close(self) -> dict[str, list[str]]:
+        """Closes both writers; returns split -> the file names of its shards (empty for an empty split)."""
+        return {s: [p.name for p in w.close()] for s, w in self.writers.items()}
+
+    def abort(self) -> None:
+        """Aborts both writers (see :meth:`ShardedParquetWriter.abort`)."""
+        for w in self.writers.values():
+            w.abort()
