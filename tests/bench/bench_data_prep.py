@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -126,16 +127,31 @@ def check_images(out: Path, shas: dict[str, str]) -> tuple[int, bool]:
     return n, ok
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True, help="folder for data_prep.json")
+def run_benchmark(
+    argv: list[str] | None,
+    *,
+    name: str,
+    description: str,
+    module: str,
+    val_size: int,
+    make_dataset: Callable[[Path, int], dict[str, str]],
+    check_images: Callable[[Path, dict[str, str]], tuple[int, bool]],
+    source_mb: bool = False,
+) -> int:
+    """The benchmark shared by both converters: parses ``--out/--rows/--workers``, generates each dataset with
+    ``make_dataset(root, n)`` (returns one source SHA-256 per image), runs ``python -m <module>`` on it under
+    :func:`measure` (``--val-size val_size``, each worker count on the largest dataset), checks the output with
+    ``check_images``, and writes ``<out>/<name>.json`` (runs, peak ratio, goals) and prints it. ``source_mb`` adds
+    each dataset's size on disk to its runs. Returns 0."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", required=True, help=f"folder for {name}.json")
     ap.add_argument("--rows", default="10000,20000", help="dataset sizes, comma-separated")
     ap.add_argument("--workers", default="1,2", help="worker counts to run on the largest dataset")
     args = ap.parse_args(argv)
     sizes = sorted(int(x) for x in args.rows.split(","))
     worker_counts = [int(x) for x in args.workers.split(",")]
     runs = []
-    with tempfile.TemporaryDirectory(prefix="bench_data_prep_") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as tmp:
         for n in sizes:
             src = Path(tmp) / f"src{n}"
             t0 = time.perf_counter()
@@ -143,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             gen_s = time.perf_counter() - t0
             for w in worker_counts if n == sizes[-1] else worker_counts[:1]:
                 out = Path(tmp) / f"out{n}_w{w}"
-                cmd = [sys.executable, "-m", "sophiavl.data_prep.sophiavl_130k", "--src", str(src), "--out", str(out)]
-                cmd += ["--val-size", "500", "--workers", str(w), "--no-progress"]
+                cmd = [sys.executable, "-m", module, "--src", str(src), "--out", str(out)]
+                cmd += ["--val-size", str(val_size), "--workers", str(w), "--no-progress"]
                 m = measure(cmd)
                 report = json.loads((out / "report.json").read_text())
                 n_img, identical = check_images(out, shas)
@@ -157,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
                     "rows_written": report["rows_written"]["total"],
                     "rows_rejected": report["rows_rejected"]["total"],
                     "images_checked": n_img,
-                    "images_byte_identical": identical and n_img == n,
+                    "images_byte_identical": identical and n_img == len(shas),
                     "parquet_mb": round(sum(f.stat().st_size for f in out.glob("*.parquet")) / 2**20, 1),
-                    "dataset_generation_s": round(gen_s, 1),
                 }
+                if source_mb:
+                    run["source_mb"] = round(sum(f.stat().st_size for f in src.rglob("*") if f.is_file()) / 2**20, 1)
+                run["dataset_generation_s"] = round(gen_s, 1)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
                 for f in out.iterdir():
@@ -170,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = large["peak_tree_rss_mb"] / small["peak_tree_rss_mb"]
     peak = max(r["peak_tree_rss_mb"] for r in runs)
     result = {
-        "benchmark": "data_prep",
+        "benchmark": name,
         "memory_method": "max over time of summed RSS of the command and its descendants, psutil every 20 ms",
         "runs": runs,
         f"peak_ratio_{large['rows']}_vs_{small['rows']}": round(ratio, 3),
@@ -183,9 +201,21 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "data_prep.json").write_text(json.dumps(result, indent=2) + "\n")
+    (Path(args.out) / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_benchmark(
+        argv,
+        name="data_prep",
+        description=__doc__.split("\n")[0],
+        module="sophiavl.data_prep.sophiavl_130k",
+        val_size=500,
+        make_dataset=make_dataset,
+        check_images=check_images,
+    )
 
 
 if __name__ == "__main__":
