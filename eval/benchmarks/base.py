@@ -97,17 +97,14 @@ def image_bytes(value: Any, column: str) -> bytes:
     return bytes(data)
 
 
-def text(row: Mapping[str, Any], column: str) -> str:
-    """``row[column]`` as stripped text; ``None`` and missing columns give ``""``."""
+def text(row: Mapping[str, Any], column: str, reject_empty: str | None = None) -> str:
+    """``row[column]`` as stripped text; ``None`` and missing columns give ``""``, or raise :class:`Rejected` with the
+    reason ``reject_empty`` when one is given."""
     value = row.get(column)
-    return "" if value is None else str(value).strip()
-
-
-def required(value: str, reason: str) -> str:
-    """``value`` (a cell's text) when it is not empty; raises :class:`Rejected` with ``reason`` otherwise."""
-    if not value:
-        raise Rejected(reason)
-    return value
+    out = "" if value is None else str(value).strip()
+    if not out and reject_empty:
+        raise Rejected(reject_empty)
+    return out
 
 
 def accuracy(rows: list[ScoredRow]) -> float:

@@ -11,15 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import (
-    Aggregate,
-    Benchmark,
-    Rejected,
-    ScoredRow,
-    category_accuracy,
-    image_bytes,
-    required,
-)
+from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, category_accuracy, image_bytes
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.schema import EvalItem
 
@@ -59,7 +51,7 @@ def relaxed_correct(prediction: str, target: str) -> bool:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = required(cell(row, "query") or cell(row, "question"), "empty_question")
+    question = cell(row, "query") or cell(row, "question", reject_empty="empty_question")
     labels = row.get("label")
     if labels is None:
         labels = [row.get("answer")] if row.get("answer") is not None else []

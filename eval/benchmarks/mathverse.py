@@ -22,16 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import (
-    Aggregate,
-    Benchmark,
-    Rejected,
-    ScoredRow,
-    accuracy,
-    accuracy_by,
-    image_bytes,
-    required,
-)
+from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.schema import EvalItem
@@ -49,8 +40,8 @@ def n_options(question: str, gold: str) -> int:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = required(cell(row, "question"), "empty_question")
-    answer = required(cell(row, "answer"), "missing_answer")
+    question = cell(row, "question", reject_empty="empty_question")
+    answer = cell(row, "answer", reject_empty="missing_answer")
     qtype = cell(row, "question_type")
     meta = row.get("metadata") or {}
     common = dict(

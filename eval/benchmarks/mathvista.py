@@ -22,16 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import (
-    Aggregate,
-    Benchmark,
-    Rejected,
-    ScoredRow,
-    accuracy,
-    accuracy_by,
-    image_bytes,
-    required,
-)
+from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.numbers import answer_number, numbers_in
@@ -43,8 +34,8 @@ ANSWER_TYPES = ("integer", "float", "text", "list")
 def convert(row: Mapping[str, Any]) -> EvalItem:
     """One hub row -> :class:`EvalItem` (see the module docstring); raises :class:`Rejected`."""
     qtype = cell(row, "question_type")
-    question = required(cell(row, "query") or cell(row, "question"), "empty_question")
-    answer = required(cell(row, "answer"), "missing_answer")
+    question = cell(row, "query") or cell(row, "question", reject_empty="empty_question")
+    answer = cell(row, "answer", reject_empty="missing_answer")
     meta = row.get("metadata") or {}
     skills = [str(s) for s in (meta.get("skills") or [])]
     common = dict(

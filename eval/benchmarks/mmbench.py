@@ -23,7 +23,6 @@ from sophiavl.eval.benchmarks.base import (
     group_accuracy,
     groups_right,
     image_bytes,
-    required,
 )
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import pick_option
@@ -34,7 +33,7 @@ OPTION_COLUMNS = ("A", "B", "C", "D")
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = required(cell(row, "question"), "empty_question")
+    question = cell(row, "question", reject_empty="empty_question")
     options = []
     for column in OPTION_COLUMNS:
         value = cell(row, column)
@@ -43,7 +42,7 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
         options.append(value)
     if len(options) < 2:
         raise Rejected("bad_options", f"{len(options)} non-empty options")
-    answer = required(cell(row, "answer").upper(), "missing_answer")
+    answer = cell(row, "answer", reject_empty="missing_answer").upper()
     if answer not in OPTION_COLUMNS[: len(options)]:
         raise Rejected("answer_not_an_option", f"answer {answer!r} for {len(options)} options")
     hint = cell(row, "hint")

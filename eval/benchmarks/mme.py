@@ -21,7 +21,6 @@ from sophiavl.eval.benchmarks.base import (
     accuracy,
     group_accuracy,
     image_bytes,
-    required,
 )
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.schema import EvalItem
@@ -42,7 +41,7 @@ def yes_no(answer: str) -> str | None:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = required(cell(row, "question"), "empty_question")
+    question = cell(row, "question", reject_empty="empty_question")
     answer = cell(row, "answer")
     if answer.lower() not in ("yes", "no"):
         raise Rejected("missing_answer", f"answer {answer!r} is not Yes or No")

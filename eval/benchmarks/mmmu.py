@@ -21,15 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import (
-    Aggregate,
-    Benchmark,
-    Rejected,
-    ScoredRow,
-    category_accuracy,
-    image_bytes,
-    required,
-)
+from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, category_accuracy, image_bytes
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, pick_option
 from sophiavl.eval.numbers import numbers_in, to_float
@@ -85,8 +77,8 @@ def subject_of(row_id: str) -> str:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = required(cell(row, "question"), "empty_question")
-    answer = required(cell(row, "answer"), "missing_answer")
+    question = cell(row, "question", reject_empty="empty_question")
+    answer = cell(row, "answer", reject_empty="missing_answer")
     options = _parse_options(row.get("options"))
     texts, images = place_images(row, [question, *options])
     question, options = texts[0], texts[1:]

@@ -11,15 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import (
-    Aggregate,
-    Benchmark,
-    Rejected,
-    ScoredRow,
-    category_accuracy,
-    image_bytes,
-    required,
-)
+from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, category_accuracy, image_bytes
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, pick_option
 from sophiavl.eval.schema import EvalItem
@@ -34,8 +26,8 @@ def n_options(question: str, gold: str) -> int:
 
 
 def convert(row: Mapping[str, Any]) -> EvalItem:
-    question = required(cell(row, "question"), "empty_question")
-    answer = required(cell(row, "answer").upper(), "missing_answer")
+    question = cell(row, "question", reject_empty="empty_question")
+    answer = cell(row, "answer", reject_empty="missing_answer").upper()
     if len(answer) != 1 or answer not in LETTERS:
         raise Rejected("answer_not_an_option", f"answer {answer!r} is not an option letter")
     return EvalItem(
