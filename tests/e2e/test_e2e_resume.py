@@ -97,14 +97,18 @@ def test_the_failed_step_is_redone_with_the_same_prompts_and_no_earlier_ones(dri
     per_step = BATCH * GROUP
     # run 1: the calls of steps 1..K, then the first call of step K + 1, which tripped the outage
     assert len(first) == K * per_step + 1
-    # run 2: steps K + 1..N
-    assert len(second) == (N - K) * per_step
-    redone = set(second[:per_step])
+    # run 2: every judgement of steps K + 1..N reached the judge; a call beyond that is the client retrying one (the
+    # judge server's own count of served requests, checked above, stays exact)
+    assert len(second) >= (N - K) * per_step
+    # the resumed steps asked about B distinct prompts each (16 distinct rows, one epoch): in order of first
+    # appearance, the first B are step K + 1's
+    distinct = list(dict.fromkeys(second))
+    assert len(distinct) == (N - K) * BATCH
+    redone = set(distinct[:BATCH])
     # nothing lost: the prompt run 1 was asking about when the judge went down is one of the resumed step K + 1's
     # (verl restored the data loader of checkpoint K, which was saved before step K + 1 drew its prompts)
     assert first[-1] in redone
-    assert len(redone) == BATCH  # B prompts, each asked about for its G responses
-    # nothing repeated: no prompt of steps 1..K comes back after the resume (16 distinct rows, one epoch)
+    # nothing repeated: no prompt of steps 1..K comes back after the resume
     assert not set(first[: K * per_step]) & set(second)
 
 
