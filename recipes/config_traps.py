@@ -18,8 +18,10 @@ def uses_trust_sampler(config: Any) -> bool:
     path = str(select(config, f"{SAMPLER_KEY}.path", "") or "")
     name = str(select(config, f"{SAMPLER_KEY}.name", "") or "")
     prefix = "pkg://"
-    return path.startswith(prefix) and prefix + path[len(prefix) :].replace("/", ".") == SAMPLER_PATH and (
-        name == SAMPLER_NAME
+    return (
+        path.startswith(prefix)
+        and prefix + path[len(prefix) :].replace("/", ".") == SAMPLER_PATH
+        and (name == SAMPLER_NAME)
     )
 
 

@@ -65,10 +65,12 @@ def test_both_traps_and_a_wiring_problem_are_listed_together(compose_ppo):
 def test_trap_problems_on_plain_dicts():
     ok = {"reward": {"reward_model": {"enable": True, "enable_resource_pool": True}}}
     assert config_trap_problems(ok) == []
-    half = {"reward": {"reward_model": {"enable": False, "enable_resource_pool": True, "nnodes": 2, "n_gpus_per_node": 8}}}
+    pool = {"enable": False, "enable_resource_pool": True, "nnodes": 2, "n_gpus_per_node": 8}
+    half = {"reward": {"reward_model": pool}}
     (line,) = config_trap_problems(half)
     assert "(2 x 8 GPUs)" in line
     sampler = {"path": "pkg://sophiavl/recipes/trust_sampler", "name": "TrustSampler"}  # '/' spelling works too
-    dapo = {"algorithm": {"filter_groups": {"enable": True}}, "trainer": {"v1": {"sampler": {"custom_sampler": sampler}}}}
+    trainer = {"v1": {"sampler": {"custom_sampler": sampler}}}
+    dapo = {"algorithm": {"filter_groups": {"enable": True}}, "trainer": trainer}
     (line,) = config_trap_problems(dapo)
     assert line.startswith("algorithm.filter_groups.enable=true")
