@@ -32,6 +32,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS
 from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
+from sophiavl.rewards.outcome_metrics import scorer_failure_metrics
 from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
 from sophiavl.rewards.trust import TrustResult, shape_rewards
 from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
@@ -151,6 +152,7 @@ class TrustSampler(ReplayBuffer):
         SHAPED_UIDS.add(set(uids.tolist()))
         metrics.update(self._trust_metrics(result, rep["outcome"]))
         metrics.update(self._reward_tail(extras))
+        metrics.update(scorer_failure_metrics(extras, batch.tags, global_steps))  # outcome/scorer_failed_count
         return metrics
 
     @staticmethod

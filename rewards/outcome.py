@@ -7,10 +7,12 @@ the reward manager when it serves the reward model itself); the reward manager c
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sophiavl.rewards.bounded_scorer import DEFAULT_PROCESSES, DEFAULT_TIMEOUT_S, BoundedScore, shared_pool
 from sophiavl.rewards.outcome_scorers import (
     multiple_choice_score,
     numerical_score,
@@ -26,6 +28,11 @@ SCORERS: dict[str, Callable[[str, str], float]] = {
     "free-form": rouge_score,
     "text": rouge_score,
 }
+
+logger = logging.getLogger(__name__)
+
+#: Longest answer quoted in the warning about a failed scoring.
+EXAMPLE_CHARS = 200
 
 #: An outcome at or above this counts as a correct answer in the ``acc`` metric (the paper's threshold).
 ACC_THRESHOLD = 0.5
@@ -93,25 +100,67 @@ def outcome_score(response: str, ground_truth: str, problem_type: str) -> float:
     return float(min(1.0, max(0.0, scorer(answer, clean_ground_truth(ground_truth)))))
 
 
+def bounded_outcome_score(
+    response: str,
+    ground_truth: Any,
+    problem_type: str,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    processes: int = DEFAULT_PROCESSES,
+) -> BoundedScore:
+    """:func:`outcome_score` with a wall-clock bound of ``timeout_s`` seconds on the scorer, in any thread.
+
+    The format gate, the answer extraction and the checks of ``problem_type`` and ``ground_truth`` run here (a bad
+    ``problem_type`` or a missing ground truth raises ``ValueError`` as in :func:`outcome_score`); the scorer runs in
+    one of ``processes`` helper processes (:mod:`sophiavl.rewards.bounded_scorer`). A scorer that times out, raises or
+    dies gives ``BoundedScore(0.0, failed=True, reason=...)``. A response that fails the format gate scores 0 without a
+    scorer call (not a failure).
+    """
+    kind = normalise_problem_type(problem_type)
+    truth = clean_ground_truth(ground_truth)
+    answer = extract_answer(response)
+    if answer is None:
+        return BoundedScore(0.0, False)
+    result = shared_pool(int(processes)).score(kind, answer, truth, float(timeout_s))
+    return BoundedScore(float(min(1.0, max(0.0, result.score))), result.failed, result.reason)
+
+
 def compute_score(
     data_source: str | None,
     solution_str: str,
     ground_truth: Any,
     extra_info: Mapping[str, Any] | None = None,
+    scorer_timeout_s: float = DEFAULT_TIMEOUT_S,
+    scorer_processes: int = DEFAULT_PROCESSES,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """verl custom reward function: routes by ``extra_info["problem_type"]``.
+    """verl custom reward function: routes by ``extra_info["problem_type"]``, scorer bounded in wall-clock time.
 
-    Returns ``{"score": Ro, "acc": 1.0 if Ro >= 0.5 else 0.0, "format_ok": 1.0 or 0.0}``. ``data_source`` and extra
-    keyword arguments (verl passes ``reward_router_address`` and friends) are ignored. A missing ``problem_type``
-    raises ``ValueError``.
+    Returns ``{"score": Ro, "acc": 1.0 if Ro >= 0.5 else 0.0, "format_ok": 1.0 or 0.0, "scorer_failed": 1.0 or 0.0}``.
+    ``scorer_failed`` is 1.0 when the scorer timed out after ``scorer_timeout_s`` seconds, raised, or its helper
+    process died; ``score`` is then 0.0 and a warning names the data source, the problem type, the answer (cut to
+    :data:`EXAMPLE_CHARS` characters) and the reason. ``scorer_timeout_s`` and ``scorer_processes`` come from the
+    recipe's ``reward.custom_reward_function.reward_kwargs`` (verl passes them as keyword arguments). Other extra
+    keyword arguments (verl passes ``reward_router_address`` and friends) are ignored. A missing or unknown
+    ``problem_type`` or a missing ground truth raises ``ValueError`` (a data error, never a silent zero).
     """
     problem_type = (extra_info or {}).get("problem_type")
     if problem_type is None:
         raise ValueError(f"extra_info has no 'problem_type' (data_source={data_source!r}); cannot pick a scorer")
-    score = outcome_score(solution_str, ground_truth, problem_type)
+    result = bounded_outcome_score(solution_str, ground_truth, problem_type, scorer_timeout_s, scorer_processes)
+    if result.failed:
+        answer = extract_answer(solution_str) or ""
+        cut = answer if len(answer) <= EXAMPLE_CHARS else answer[:EXAMPLE_CHARS] + "..."
+        logger.warning(
+            "outcome scorer failed, scored 0: %s (data_source=%r, problem_type=%r, answer=%r, ground_truth=%r)",
+            result.reason,
+            data_source,
+            problem_type,
+            cut,
+            str(ground_truth)[:EXAMPLE_CHARS],
+        )
     return {
-        "score": score,
-        "acc": 1.0 if score >= ACC_THRESHOLD else 0.0,
+        "score": result.score,
+        "acc": 1.0 if result.score >= ACC_THRESHOLD else 0.0,
         "format_ok": 1.0 if format_ok(solution_str) else 0.0,
+        "scorer_failed": 1.0 if result.failed else 0.0,
     }

@@ -15,6 +15,9 @@ Per sample it returns ``reward_score = Ro`` and ``reward_extra_info`` with the s
 ``thinking_error`` 0 none; the HTTP status; -1 timeout; -2 connection error; -3 unparseable; -4 malformed
                    response; -5 unusable input (e.g. a corrupt image)
 ``format_ok``      1.0 when the response passes the ``<think>``/``<answer>`` format gate, else 0.0
+``scorer_failed``  1.0 when the outcome scorer timed out or raised (``Ro`` is then 0 and the reward worker logs a
+                   warning naming the data source, problem type and answer), else 0.0; the trust sampler logs the
+                   step's count as ``outcome/scorer_failed_count``
 ``rm_latency_s``   seconds spent in the judge call, retries included; 0 when skipped
 ``acc``            1.0 when ``Ro >= algorithm.trust_grpo.correct_threshold`` (0.5; verl's ``val-core``), else 0.0
 ``reward_begin_t`` Unix time (s) at which verl handed the finished response to the manager (its rollout ended)
@@ -64,6 +67,7 @@ EXTRA_KEYS = (
     "thinking_status",
     "thinking_error",
     "format_ok",
+    "scorer_failed",
     "rm_latency_s",
     "acc",
     "reward_begin_t",
@@ -160,20 +164,22 @@ class ThinkingRewardManager(RewardManagerBase):
             return compute_score
         return outcome_compute_score if compute_score is default_compute_score else compute_score
 
-    async def _outcome(self, **kwargs: Any) -> tuple[float, float]:
+    async def _outcome(self, **kwargs: Any) -> tuple[float, float, float]:
         if self.is_async_score:
             result = await self.compute_score(**kwargs)
         else:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
+        failed = 0.0
         if isinstance(result, dict):
             score = float(result["score"])
             fmt = result.get("format_ok")
+            failed = float(result.get("scorer_failed", 0.0))
         else:
             score, fmt = float(result), None
         if fmt is None:
             fmt = 1.0 if passes_format(kwargs["solution_str"]) else 0.0
-        return score, float(fmt)
+        return score, float(fmt), failed
 
     def wants_judgement(self, outcome: float, extra_info: dict) -> bool:
         """False when the thinking reward is off (``reward.thinking_rm.enable=false``), for validation rows
@@ -201,7 +207,7 @@ class ThinkingRewardManager(RewardManagerBase):
         non_tensor = item.non_tensor_batch
         ground_truth = non_tensor["reward_model"]["ground_truth"]
         extra_info = dict(non_tensor.get("extra_info") or {})
-        outcome, fmt = await self._outcome(
+        outcome, fmt, scorer_failed = await self._outcome(
             data_source=non_tensor.get("data_source"),
             solution_str=response,
             ground_truth=ground_truth,
@@ -233,6 +239,7 @@ class ThinkingRewardManager(RewardManagerBase):
             "thinking_status": float(status),
             "thinking_error": float(error),
             "format_ok": fmt,
+            "scorer_failed": scorer_failed,
             "rm_latency_s": latency,
             "acc": 1.0 if outcome >= self.trust.correct_threshold else 0.0,
             "reward_begin_t": begin,

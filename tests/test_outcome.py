@@ -153,10 +153,10 @@ def test_unknown_problem_type_names_the_value():
 
 def test_compute_score_dict():
     good = compute_score("geo", wrap("B"), "B", {"problem_type": "multiple choice"})
-    assert good == {"score": 1.0, "acc": 1.0, "format_ok": 1.0}
+    assert good == {"score": 1.0, "acc": 1.0, "format_ok": 1.0, "scorer_failed": 0.0}
     partial = compute_score(
         "ocr", wrap("hello word"), "hello world", {"problem_type": "OCR"}, reward_router_address="x"
     )
     assert partial["score"] == pytest.approx(0.606531, abs=1e-6) and partial["acc"] == 1.0
     bad = compute_score("geo", "B", "B", {"problem_type": "Multiple_Choice"})
-    assert bad == {"score": 0.0, "acc": 0.0, "format_ok": 0.0}
+    assert bad == {"score": 0.0, "acc": 0.0, "format_ok": 0.0, "scorer_failed": 0.0}

@@ -104,6 +104,7 @@ def test_training_row_gets_outcome_and_thinking(fake_judge, tokenizer):
         "thinking_status": 0.0,
         "thinking_error": 0.0,
         "format_ok": 1.0,
+        "scorer_failed": 0.0,
         "acc": 1.0,
     }
     assert latency > 0
@@ -256,3 +257,25 @@ def test_grpo_recipe_never_calls_the_judge(compose_ppo, fake_judge, tokenizer):
         assert tuple(info) == EXTRA_KEYS and info["thinking_status"] == 1 and math.isnan(info["thinking"])
         assert info["rm_latency_s"] == 0.0
     assert fake_judge.requests == []
+
+
+def test_runaway_outcome_is_bounded_and_reported_through_verls_reward_kwargs(fake_judge, tokenizer):
+    """The recipe's reward_kwargs reach compute_score through verl's own loader; the manager scores in an executor
+    thread, where only the helper-process bound can stop sympy."""
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    cfg = config(fake_judge.base_url)
+    cfg.reward.custom_reward_function = {
+        "path": "pkg://sophiavl.rewards.outcome",
+        "name": "compute_score",
+        "reward_kwargs": {"scorer_timeout_s": 1.0, "scorer_processes": 1},
+    }
+    manager = ThinkingRewardManager(cfg, tokenizer, get_custom_reward_fn(cfg))
+    runaway = "<think>t</think><answer>\\int_0^{1} x^{100} e^{x} \\sin(x) dx</answer>"
+    start = time.monotonic()
+    out = score(manager, sample(tokenizer, runaway, gt="3"))
+    assert time.monotonic() - start < 30.0  # 1 s bound, generous for a loaded 2-core machine
+    info = out["reward_extra_info"]
+    assert out["reward_score"] == 0.0 and info["outcome"] == 0.0 and info["scorer_failed"] == 1.0
+    good = score(manager, sample(tokenizer, GOOD))["reward_extra_info"]
+    assert good["outcome"] == 1.0 and good["scorer_failed"] == 0.0
