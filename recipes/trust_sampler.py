@@ -158,9 +158,11 @@ class TrustSampler(ReplayBuffer):
         fields = TensorDict({"rm_scores": rm_scores}, batch_size=len(keys))
         if self.trust.routes_advantages:  # the estimator takes these row by row (trust_advantage_routing)
             fields.update(routed_uid_field(keys))
-            ROUTED_ADVANTAGES.add(keys, adv.advantage[rows].tolist())
         tq.kv_batch_put(keys=keys, partition_id=batch.partition_id, fields=fields)
-        SHAPED_UIDS.add(set(uids.tolist()))
+        if self.trust.routes_advantages:  # (group uids stay unrecorded: a row that kept one fails in the estimator)
+            ROUTED_ADVANTAGES.add(keys, adv.advantage[rows].tolist())
+        else:
+            SHAPED_UIDS.add(set(uids.tolist()))
         metrics.update(self._trust_metrics(result, rep["outcome"]))
         metrics.update(advantage_metrics(adv))
         metrics["trust/reward_mean"] = float(adv.rewards.mean())  # what rm_scores carries (the gate included)

@@ -80,9 +80,7 @@ def retag(uids: list[str]) -> None:
 
 
 def build(kind: str):
-    common = dict(
-        trainer_mode="sync", trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop"
-    )
+    common = dict(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop")
     if kind == "verl":
         return ReplayBuffer(sampler_kwargs=OmegaConf.create({}), **common)
     trust = {"anneal_T": 1500, **MODES[kind.removeprefix("trust_")]}
