@@ -57,17 +57,19 @@ class RoutedAdvantages:
     def take(self, index) -> tuple[np.ndarray, np.ndarray]:
         """``(found, advantage)`` per entry of ``index`` (the estimator's uid array): a bool mask and float64 values
         (NaN where not found). The newest record wins when a key was recorded twice."""
-        labels = [str(u) for u in np.asarray(index).reshape(-1).tolist()]
-        values = np.full(len(labels), np.nan, dtype=np.float64)
+        flat = np.asarray(index).reshape(-1)
+        values = np.full(flat.shape[0], np.nan, dtype=np.float64)
         with self._lock:
             batches = list(self._batches)
-        if batches:
-            for i, label in enumerate(labels):
-                for batch in reversed(batches):
-                    value = batch.get(label)
-                    if value is not None:
-                        values[i] = value
-                        break
+        if not batches:  # the joint mode: nothing routed, no per-row work
+            return np.zeros(flat.shape[0], dtype=bool), values
+        for i, label in enumerate(flat.tolist()):
+            label = str(label)
+            for batch in reversed(batches):
+                value = batch.get(label)
+                if value is not None:
+                    values[i] = value
+                    break
         return ~np.isnan(values), values
 
     def clear(self) -> None:
