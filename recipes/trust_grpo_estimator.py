@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
+from sophiavl.recipes.trust_advantage_routing import routed_advantages
 from sophiavl.rewards.trust import group_advantages
 from sophiavl.rewards.trust_config import ESTIMATOR_NAME, SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH, select
 
@@ -75,7 +76,9 @@ def compute_trust_grpo_advantage(
         token_level_rewards: ``(bs, T)`` rewards; a response's scalar reward is its row sum (the shaped ``R`` that
             the trust sampler wrote at the last response token, minus any KL penalty verl applied).
         response_mask: ``(bs, T)`` 1 on response tokens.
-        index: ``(bs,)`` prompt uid per response (verl's ``uid``); one group per uid, any group sizes.
+        index: ``(bs,)`` prompt uid per response (verl's ``uid``); one group per uid, any group sizes. A row whose
+            ``uid`` is a row key routed by the trust sampler (modes other than the paper's joint one, see
+            :mod:`sophiavl.recipes.trust_advantage_routing`) gets the advantage the sampler computed for it.
         config: verl's ``algorithm`` config; ``norm_adv_by_std_in_grpo`` (default true) selects
             ``(R - mean) / (std + epsilon)`` (unbiased std) or ``R - mean``. A group of one gets mean 0, std 1.
         epsilon: added to the std.
@@ -88,6 +91,15 @@ def compute_trust_grpo_advantage(
     """
     if index is None:
         raise RuntimeError(f"the {ESTIMATOR_NAME} estimator needs the prompt uid of every response (verl's `uid`)")
+    routed = routed_advantages(token_level_rewards, response_mask, index)
+    if routed is not None:  # normalize decoupled/papo or whiten_batch: the sampler's advantages, row by row
+        found, out = routed
+        if not found.all():  # rows the sampler did not route (verl's pad rows) take the joint path
+            rest = torch.from_numpy(~found)
+            out[rest], _ = compute_trust_grpo_advantage(
+                token_level_rewards[rest], response_mask[rest], np.asarray(index)[~found], config, epsilon
+            )
+        return out, out
     unique, inverse = np.unique(np.asarray(index), return_inverse=True)
     missing = SHAPED_UIDS.missing(unique.tolist())
     if missing:

@@ -30,12 +30,14 @@ from tensordict import TensorDict
 from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
+from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, routed_uid_field
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS
 from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
 from sophiavl.rewards.outcome_metrics import scorer_failure_metrics
 from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
 from sophiavl.rewards.trust import TrustResult, shape_rewards
 from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
+from sophiavl.rewards.trust_variants import advantage_metrics, variant_advantages
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,9 @@ class TrustSampler(ReplayBuffer):
     * ``adv_estimator``: ``algorithm.adv_estimator``, checked to be registered (fail fast at trainer init);
     * ``max_failure_rate``: ``reward.thinking_rm.max_failure_rate``, the largest tolerated share of failed judge
       calls among the calls made for one training step, in [0, 1];
-    * ``rm_endpoint``: ``reward.thinking_rm.base_url`` (null: the verl-managed reward model), for error messages.
+    * ``rm_endpoint``: ``reward.thinking_rm.base_url`` (null: the verl-managed reward model), for error messages;
+    * ``norm_adv_by_std_in_grpo``: ``algorithm.norm_adv_by_std_in_grpo`` (default true), for the advantages it
+      computes (routed to the estimator outside the joint mode, and the ``trust/adv_*`` metrics).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -85,6 +89,13 @@ class TrustSampler(ReplayBuffer):
         estimator = options.get("adv_estimator", None)
         if estimator is not None and str(estimator) not in known_estimators():
             raise ValueError(f"unknown advantage estimator algorithm.adv_estimator={estimator!r}")
+        self.norm_by_std = bool(options.get("norm_adv_by_std_in_grpo", True))
+        if self.trust.routes_advantages and estimator is not None and str(estimator) != ESTIMATOR_NAME:
+            raise ValueError(
+                f"algorithm.trust_grpo.normalize={self.trust.normalize} / whiten_batch={self.trust.whiten} hands the "
+                f"advantages to the {ESTIMATOR_NAME} estimator row by row; algorithm.adv_estimator={estimator} would "
+                f"see one group per row: set algorithm.adv_estimator={ESTIMATOR_NAME}"
+            )
         if estimator is not None and str(estimator) != ESTIMATOR_NAME:
             logger.warning(
                 "TrustSampler shapes rm_scores but algorithm.adv_estimator=%s (not %s)", estimator, ESTIMATOR_NAME
@@ -142,15 +153,20 @@ class TrustSampler(ReplayBuffer):
             metrics["trust/rm_sample_failed_share"] = float(missing.double().mean()) if missing.numel() else 0.0
         result = shape_rewards(rep["outcome"], thinking, uids, global_steps, self.trust)
 
-        shaped = result.rewards[torch.from_numpy(row_to_rep)]
-        rm_scores = self._rewrite_scores(data["rm_scores"], shaped)
-        tq.kv_batch_put(
-            keys=keys,
-            partition_id=batch.partition_id,
-            fields=TensorDict({"rm_scores": rm_scores}, batch_size=len(keys)),
-        )
-        SHAPED_UIDS.add(set(uids.tolist()))
+        adv = variant_advantages(result, rep["outcome"], self.trust, norm_by_std=self.norm_by_std)
+        rows = torch.from_numpy(row_to_rep)
+        rm_scores = self._rewrite_scores(data["rm_scores"], adv.rewards[rows])
+        fields = TensorDict({"rm_scores": rm_scores}, batch_size=len(keys))
+        if self.trust.routes_advantages:  # the estimator takes these row by row (trust_advantage_routing)
+            fields.update(routed_uid_field(keys))
+        tq.kv_batch_put(keys=keys, partition_id=batch.partition_id, fields=fields)
+        if self.trust.routes_advantages:  # (group uids stay unrecorded: a row that kept one fails in the estimator)
+            ROUTED_ADVANTAGES.add(keys, adv.advantage[rows].tolist())
+        else:
+            SHAPED_UIDS.add(set(uids.tolist()))
         metrics.update(self._trust_metrics(result, rep["outcome"]))
+        metrics.update(advantage_metrics(adv))
+        metrics["trust/reward_mean"] = float(adv.rewards.mean())  # what rm_scores carries (the gate included)
         metrics.update(self._reward_tail(extras))
         metrics.update(scorer_failure_metrics(extras, batch.tags, global_steps))  # outcome/scorer_failed_count
         return metrics

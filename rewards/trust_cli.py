@@ -15,8 +15,13 @@ of the usable samples. Under ``--trust off|variance``, or when an entry has seve
 ``trust``, ``gamma_per_response`` (the weight each response's ``Rt`` got) and ``thinking_mean`` (``Rt`` per
 response, ``null`` when missing); under ``variance`` also ``variance`` (per response, ``null`` when missing).
 ``gamma`` is then the group's summary weight (see ``TrustResult.gamma``).
-It runs exactly :func:`sophiavl.rewards.trust.shape_rewards` and :func:`~sophiavl.rewards.trust.group_advantages`,
-the code the trainer uses.
+``--normalize joint|decoupled|papo`` and ``--gate none|correct`` select the advantage modes of
+``algorithm.trust_grpo`` (docs/beyond-the-paper.md); ``--whiten-batch`` whitens the advantages over the responses
+given, whatever the mode (the trainer whitens over the step's responses, by default in ``decoupled`` mode only). With
+any of them the output also has ``normalize``, ``gate``, ``whiten_batch``, ``advantage_outcome`` and
+``advantage_thinking`` (the two parts of each advantage, before whitening), and ``rewards`` is ``Ro + w * Rt'``.
+It runs exactly :func:`sophiavl.rewards.trust.shape_rewards`, :func:`~sophiavl.rewards.trust.group_advantages` and
+:func:`sophiavl.rewards.trust_variants.variant_advantages`, the code the trainer uses.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import math
 import sys
 
 from sophiavl.rewards.trust import group_advantages, shape_rewards
-from sophiavl.rewards.trust_config import ANNEAL_MODES, SEMANTICS, TRUST_MODES, TrustConfig
+from sophiavl.rewards.trust_config import ANNEAL_MODES, GATE_MODES, NORMALIZE_MODES, SEMANTICS, TRUST_MODES, TrustConfig
+from sophiavl.rewards.trust_variants import variant_advantages
 
 #: anneal_T when --total-steps is not given, per semantics (paper: the recipe's 1500 steps; released code: 12000)
 DEFAULT_T = {"paper": 1500.0, "official": 12000.0}
@@ -81,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-norm-by-std", action="store_true", help="advantage without std division (norm_adv_by_std_in_grpo=false)"
     )
+    parser.add_argument(
+        "--normalize", choices=NORMALIZE_MODES, default=TrustConfig.normalize, help="algorithm.trust_grpo.normalize"
+    )
+    parser.add_argument("--gate", choices=GATE_MODES, default=TrustConfig.gate, help="algorithm.trust_grpo.gate")
+    parser.add_argument(
+        "--whiten-batch", action="store_true", help="whiten the advantages over the responses given (any mode)"
+    )
     return parser
 
 
@@ -102,12 +115,21 @@ def explain(args: argparse.Namespace) -> dict:
         anneal=args.anneal,
         anneal_T=total,
         correct_threshold=args.correct_threshold,
+        normalize=args.normalize,
+        gate=args.gate,
+        whiten_batch=args.whiten_batch,
     )
     width = max(len(entry) for entry in args.thinking)
     samples = [entry + [math.nan] * (width - len(entry)) for entry in args.thinking]  # padding = missing samples
     group = [0] * len(args.outcome)
     result = shape_rewards(args.outcome, samples, group, args.step, cfg)
-    advantages = group_advantages(result.rewards, group, norm_by_std=not args.no_norm_by_std)
+    variant = args.normalize != "joint" or args.gate != "none" or args.whiten_batch
+    if variant:
+        parts = variant_advantages(result, args.outcome, cfg, norm_by_std=not args.no_norm_by_std)
+        rewards, advantages = parts.rewards, parts.advantage
+    else:
+        rewards = result.rewards
+        advantages = group_advantages(rewards, group, norm_by_std=not args.no_norm_by_std)
     out = {
         "semantics": cfg.semantics,
         "step": args.step,
@@ -118,9 +140,13 @@ def explain(args: argparse.Namespace) -> dict:
         "mu_wrong": _json_float(float(result.mu_wrong[0])),
         "down_weighted": bool(result.down_weighted[0]),
         "thinking_off": bool(result.thinking_off[0]),
-        "rewards": [float(x) for x in result.rewards],
+        "rewards": [float(x) for x in rewards],
         "advantages": [float(x) for x in advantages],
     }
+    if variant:
+        out.update(normalize=cfg.normalize, gate=cfg.gate, whiten_batch=cfg.whiten)
+        out["advantage_outcome"] = [float(x) for x in parts.outcome]
+        out["advantage_thinking"] = [float(x) for x in parts.thinking]
     if cfg.trust != "group" or width > 1:
         out["trust"] = cfg.trust
         out["gamma_per_response"] = [float(x) for x in result.gamma_response]

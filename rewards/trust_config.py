@@ -16,6 +16,13 @@ ANNEAL_MODES = ("exp", "linear", "none")
 #: ``algorithm.trust_grpo.trust``: the paper's per-group trust, no trust (gamma = 1), or per-response
 #: ``exp(-variance)`` of K judge samples (the paper's design ablation, our reading of it).
 TRUST_MODES = ("group", "off", "variance")
+#: ``algorithm.trust_grpo.normalize``: how the advantage is normalised (docs/beyond-the-paper.md): the paper's
+#: ``joint`` z(Ro + w * Rt'), GDPO-style ``decoupled`` z(Ro) + w * z_u(Rt'), PAPO-style ``papo`` z(Ro) + w * z_c(Rt').
+NORMALIZE_MODES = ("joint", "decoupled", "papo")
+#: ``algorithm.trust_grpo.gate``: ``none``, or ``correct`` (Posterior-GRPO: only correct responses keep Rt).
+GATE_MODES = ("none", "correct")
+#: TrustConfig fields that hold a mode name (strings; a YAML boolean there is a quoting mistake).
+_STRING_KEYS = ("semantics", "anneal", "trust", "normalize", "gate")
 
 #: The advantage estimator name registered by ``sophiavl.recipes.trust_grpo_estimator``.
 ESTIMATOR_NAME = "trust_grpo"
@@ -48,6 +55,12 @@ class TrustConfig:
             thinking reward (0.9).
         degenerate_low: ``official`` only: a group whose outcomes are all ``<= degenerate_low`` gets no thinking
             reward (0.1).
+        normalize: ``"joint"`` (the paper), ``"decoupled"`` or ``"papo"`` (see
+            :mod:`sophiavl.rewards.trust_variants`).
+        gate: ``"none"`` or ``"correct"`` (Rt' = Rt for correct responses, 0 for wrong ones; gamma still comes from the
+            ungated scores).
+        whiten_batch: whiten the per-response advantages over the step's responses; ``None`` (the recipe's ``null``)
+            takes the mode's default: on for ``decoupled``, off otherwise (see :attr:`whiten`).
     """
 
     semantics: str = "paper"
@@ -59,6 +72,9 @@ class TrustConfig:
     skip_rm_below: float = 0.2
     degenerate_high: float = 0.9
     degenerate_low: float = 0.1
+    normalize: str = "joint"
+    gate: str = "none"
+    whiten_batch: bool | None = None
 
     def __post_init__(self) -> None:
         if self.semantics not in SEMANTICS:
@@ -78,11 +94,24 @@ class TrustConfig:
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0):
                 raise ValueError(f"algorithm.trust_grpo.{name} must lie in [0, 1], got {value!r}")
+        _check_variant(self)
 
     @property
     def official(self) -> bool:
         """True under the released-code semantics."""
         return self.semantics == "official"
+
+    @property
+    def whiten(self) -> bool:
+        """Whether the advantages are whitened over the step's responses (``whiten_batch``, or the mode's default)."""
+        return self.normalize == "decoupled" if self.whiten_batch is None else self.whiten_batch
+
+    @property
+    def routes_advantages(self) -> bool:
+        """True when the trust sampler computes the advantages itself and hands them to the estimator per row
+        (every mode but the paper's joint normalisation without whitening; see
+        :mod:`sophiavl.recipes.trust_advantage_routing`)."""
+        return self.normalize != "joint" or self.whiten
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | None) -> TrustConfig:
@@ -102,18 +131,43 @@ class TrustConfig:
             raise ValueError(f"unknown keys under algorithm.trust_grpo: {unknown}; known keys: {sorted(known)}")
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
-            if isinstance(value, bool) and key in ("semantics", "anneal", "trust"):
+            if isinstance(value, bool) and key in _STRING_KEYS:
                 raise ValueError(
                     f"algorithm.trust_grpo.{key} must be a string, got {value!r} (YAML reads an unquoted off/on/no/yes "
                     f'as a boolean: write {key}: "off" in a YAML file; on the command line {key}=off works)'
                 )
-            if key in ("semantics", "anneal", "trust"):
+            if key in _STRING_KEYS:
                 kwargs[key] = str(value)
+            elif key == "whiten_batch":
+                kwargs[key] = _optional_bool(value)
             elif value is None and key == "anneal_T":
                 kwargs[key] = float("nan")
             else:
                 kwargs[key] = float(value)
         return cls(**kwargs)
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"algorithm.trust_grpo.whiten_batch must be true, false or null, got {value!r}")
+
+
+def _check_variant(cfg: TrustConfig) -> None:
+    """Validates ``normalize`` / ``gate`` / ``whiten_batch`` (called by ``TrustConfig.__post_init__``)."""
+    if cfg.normalize not in NORMALIZE_MODES:
+        raise ValueError(f"algorithm.trust_grpo.normalize must be one of {NORMALIZE_MODES}, got {cfg.normalize!r}")
+    if cfg.gate not in GATE_MODES:
+        raise ValueError(f"algorithm.trust_grpo.gate must be one of {GATE_MODES}, got {cfg.gate!r}")
+    if cfg.whiten_batch is not None and not isinstance(cfg.whiten_batch, bool):
+        raise ValueError(f"algorithm.trust_grpo.whiten_batch must be true, false or null, got {cfg.whiten_batch!r}")
+    if cfg.official and (cfg.normalize != "joint" or cfg.gate != "none" or cfg.whiten_batch):
+        raise ValueError(
+            "algorithm.trust_grpo.semantics=official reproduces the released code, which has no other normalisation, "
+            f"gate or batch whitening (got normalize={cfg.normalize}, gate={cfg.gate}, whiten_batch="
+            f"{cfg.whiten_batch}): use semantics=paper with these keys, or normalize=joint gate=none "
+            "whiten_batch=null with official"
+        )
 
 
 def select(config: Any, dotted: str, default: Any = None) -> Any:
@@ -221,9 +275,29 @@ def check_trust_wiring(config: Any) -> TrustConfig | None:
         trust = TrustConfig.from_config(select(config, "algorithm.trust_grpo", None))
     except ValueError as exc:
         problems.append(str(exc))
+    if trust is not None and trust.routes_advantages:
+        problems.extend(_routing_problems(config, trust, estimator))
     if problems:
         raise ValueError("Trust-GRPO is not wired correctly:\n  - " + "\n  - ".join(problems))
     return trust
+
+
+def _routing_problems(config: Any, trust: TrustConfig, estimator: str) -> list[str]:
+    """Modes whose advantages the sampler hands to the estimator row by row need ``trust_grpo`` and no KL reward."""
+    mode = f"algorithm.trust_grpo.normalize={trust.normalize} (whiten_batch={str(trust.whiten).lower()})"
+    problems = []
+    if estimator != ESTIMATOR_NAME:
+        problems.append(
+            f"{mode} passes each response's advantage to the {ESTIMATOR_NAME} estimator row by row; "
+            f"algorithm.adv_estimator={estimator} would treat every row as its own group: set "
+            f"algorithm.adv_estimator={ESTIMATOR_NAME}"
+        )
+    if bool(select(config, "algorithm.use_kl_in_reward", False)):
+        problems.append(
+            f"{mode} computes the advantage from Ro and Rt, so a KL penalty in the reward would be ignored: set "
+            "algorithm.use_kl_in_reward=false (the recipe's KL is a loss term, actor_rollout_ref.actor.use_kl_loss)"
+        )
+    return problems
 
 
 def _thinking_switch_problems(config: Any) -> list[str]:

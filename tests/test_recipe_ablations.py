@@ -50,6 +50,19 @@ ABLATIONS = {
     "sophiavl_untrained_trm": {
         "reward.reward_model.model_path": "Qwen/Qwen2.5-VL-3B-Instruct",
     },
+    # beyond the paper (docs/beyond-the-paper.md)
+    "sophiavl_posterior": {
+        "algorithm.trust_grpo.gate": "correct",
+        "trainer.v1.sampler.sampler_kwargs.trust_grpo.gate": "correct",
+    },
+    "sophiavl_gdpo": {
+        "algorithm.trust_grpo.normalize": "decoupled",
+        "trainer.v1.sampler.sampler_kwargs.trust_grpo.normalize": "decoupled",
+    },
+    "sophiavl_papo": {
+        "algorithm.trust_grpo.normalize": "papo",
+        "trainer.v1.sampler.sampler_kwargs.trust_grpo.normalize": "papo",
+    },
 }
 
 
@@ -105,6 +118,17 @@ def test_recipe_changes_only_what_it_ablates(compose_ppo, paper, recipe):
             "sophiavl_untrained_trm",
             ["reward.reward_model.model_path=/models/qwen-3b"],
             {"reward.reward_model.model_path": "/models/qwen-3b"},
+        ),
+        ("sophiavl_posterior", ["algorithm.trust_grpo.gate=none"], {"algorithm.trust_grpo.gate": "none"}),
+        (
+            "sophiavl_gdpo",
+            ["algorithm.trust_grpo.whiten_batch=false", "algorithm.trust_grpo.trust=off"],
+            {"algorithm.trust_grpo.whiten_batch": False, "algorithm.trust_grpo.trust": "off"},
+        ),
+        (
+            "sophiavl_papo",
+            ["algorithm.trust_grpo.normalize=decoupled"],
+            {"algorithm.trust_grpo.normalize": "decoupled"},
         ),
     ],
 )
@@ -177,9 +201,43 @@ def test_variance_recipe_builds_a_variance_trust_sampler(compose_ppo):
         (["+recipe=sophiavl_variance", "reward.thinking_rm.samples=1"], r"trust=variance needs .*samples >= 2"),
         # K > 1 needs sampling
         (["+recipe=sophiavl_variance", "reward.thinking_rm.temperature=0"], r"samples=3 needs .*temperature > 0"),
+        # routed advantages: only trust_grpo reads them, and they ignore a KL penalty in the reward
+        (["+recipe=sophiavl_gdpo", "algorithm.use_kl_in_reward=true"], r"normalize=decoupled .*use_kl_in_reward=false"),
+        (["+recipe=sophiavl_papo", "algorithm.adv_estimator=grpo"], r"adv_estimator=grpo would treat every row"),
+        (["+recipe=sophiavl", "algorithm.trust_grpo.whiten_batch=true", "algorithm.use_kl_in_reward=true"], r"KL"),
+        # the released code has none of these modes
+        (["+recipe=sophiavl_official", "algorithm.trust_grpo.normalize=papo"], r"semantics=official reproduces"),
     ],
 )
 def test_wiring_check_rejects_inconsistent_thinking_switches(compose_ppo, overrides, message):
     cfg = compose_ppo(*overrides)
     with pytest.raises(Exception, match=message):
         OmegaConf.to_container(cfg, resolve=True)  # what verl's TaskRunner.run does before building the trainer
+
+
+@pytest.mark.parametrize(("recipe", "normalize", "gate", "whiten"), [
+    ("sophiavl_posterior", "joint", "correct", False),
+    ("sophiavl_gdpo", "decoupled", "none", True),
+    ("sophiavl_papo", "papo", "none", False),
+])  # fmt: skip
+def test_beyond_the_paper_recipes_build_their_trust_sampler(compose_ppo, recipe, normalize, gate, whiten):
+    """verl's own PPOTrainer._build_replay_buffer on the resolved recipe gives a TrustSampler in that mode."""
+    from types import SimpleNamespace
+
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    from sophiavl.recipes.trust_sampler import TrustSampler
+
+    cfg = compose_ppo(
+        f"+recipe={recipe}",
+        "reward.reward_model.enable=false",
+        "reward.reward_model.enable_resource_pool=false",
+        "reward.thinking_rm.base_url=http://judge:8000/v1",
+        "algorithm.norm_adv_by_std_in_grpo=false",
+    )
+    OmegaConf.resolve(cfg)
+    fake_trainer = SimpleNamespace(config=cfg, trainer_mode="sync", _add_prompts_to_generate=lambda n: None)
+    sampler = PPOTrainer._build_replay_buffer(fake_trainer)
+    assert type(sampler) is TrustSampler
+    assert (sampler.trust.normalize, sampler.trust.gate, sampler.trust.whiten) == (normalize, gate, whiten)
+    assert sampler.norm_by_std is False  # algorithm.norm_adv_by_std_in_grpo reaches the sampler

@@ -161,3 +161,52 @@ def test_bad_sample_list_is_a_usage_error(capsys):
         main(["--outcome", "1", "--thinking", "0.5/x", "--step", "0"])
     assert exc.value.code == 2
     assert "joined by '/'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- advantage modes (issue 19)
+MODE_ARGS = ["--outcome", "1,1,0,0", "--thinking", "0.8,0.4,0.6,nan", "--step", "0", "--trust", "off"]
+MODE_ARGS += ["--anneal", "none", "--alpha", "1"]
+Z_RO = 0.5 / (math.sqrt(1 / 3) + 1e-6)  # Ro 1, 1, 0, 0: mean 0.5, unbiased var 1/3
+
+
+def test_papo_as_subprocess():
+    proc = subprocess.run(
+        [sys.executable, "-m", "sophiavl.rewards.trust", *MODE_ARGS, "--normalize", "papo"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    # correct responses' Rt 0.8, 0.4: +-0.2 / (sqrt(0.08) + E); wrong and failed ones: no thinking advantage
+    zc = 0.2 / (math.sqrt(0.08) + 1e-6)
+    assert (out["normalize"], out["gate"], out["whiten_batch"]) == ("papo", "none", False)
+    assert out["advantage_outcome"] == pytest.approx([Z_RO, Z_RO, -Z_RO, -Z_RO])
+    assert out["advantage_thinking"] == pytest.approx([zc, -zc, 0, 0], abs=1e-12)
+    assert out["advantages"] == pytest.approx([Z_RO + zc, Z_RO - zc, -Z_RO, -Z_RO])
+    assert out["rewards"] == pytest.approx([1.8, 1.4, 0.6, 0.0])
+
+
+def test_decoupled_whitens_only_with_the_flag(capsys):
+    zt = 0.2 / (0.2 + 1e-6)  # Rt 0.8, 0.4, 0.6: mean 0.6, std 0.2
+    raw = [Z_RO + zt, Z_RO - zt, -Z_RO, -Z_RO]
+    out = run_cli(capsys, [*MODE_ARGS, "--normalize", "decoupled"])
+    assert out["whiten_batch"] is False
+    assert out["advantages"] == pytest.approx(raw)
+    out = run_cli(capsys, [*MODE_ARGS, "--normalize", "decoupled", "--whiten-batch"])
+    std = math.sqrt(sum(a * a for a in raw) / 3)  # the raw advantages have mean 0
+    assert out["advantages"] == pytest.approx([a / (std + 1e-6) for a in raw])
+
+
+def test_gate_correct(capsys):
+    out = run_cli(capsys, ["--outcome", "1,0", "--thinking", "0.8,0.6", "--step", "0", "--gate", "correct"])
+    # alpha_t = 0.3 exp(0) = 0.3, gamma 1 (mu_c 0.8 >= mu_w 0.6): R' = 1.24 and 0 (gated)
+    assert out["rewards"] == pytest.approx([1.24, 0.0])
+    s = 1.24 / math.sqrt(2) + 1e-6  # std of two values 1.24 apart
+    assert out["advantages"] == pytest.approx([0.62 / s, -0.62 / s])
+
+
+def test_official_with_a_mode_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*ISSUE_ARGS, "--semantics", "official", "--normalize", "decoupled"])
+    assert exc.value.code == 2
+    assert "semantics=official reproduces the released code" in capsys.readouterr().err

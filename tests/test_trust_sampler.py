@@ -313,3 +313,112 @@ def test_inconsistent_sample_keys_are_reported(tq_cluster):
         with pytest.raises(RuntimeError, match="same reward_extra_info keys"):
             mode_sampler("variance").sample(3, "train", 1)
         tq.kv_clear(keys=[f"{uid}_0_0", f"{uid}_1_0"], partition_id="train")
+
+
+# ------------------------------------------------------------------------- advantage modes (issue 19): routing
+def variant_sampler(**trust):
+    kwargs = OmegaConf.create(
+        {
+            "trust_grpo": {"trust": "off", "anneal": "none", "alpha": 0.5, "check_wiring": True, **trust},
+            "adv_estimator": "trust_grpo",
+            "max_failure_rate": 0.5,
+            "rm_endpoint": None,
+        }
+    )
+    common = dict(trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop", poll_interval=0.05)
+    return TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)
+
+
+def verl_advantages(batch):
+    """What verl 0.9.1's PPOTrainer._compute_advantage does with a sampled batch (no KL in the reward)."""
+    import numpy as np
+    from verl import DataProto
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(ADV_FIELDS))
+    data = DataProto(batch=data.to_padded_tensor())
+    data.batch["token_level_rewards"] = data.batch["rm_scores"]
+    data.non_tensor_batch["uid"] = np.array(data.batch.pop("uid").tolist(), dtype=object)
+    algo = OmegaConf.create({"adv_estimator": "trust_grpo", "norm_adv_by_std_in_grpo": True})
+    out = compute_advantage_for_multi_trajectories(
+        data, batch_keys=batch.keys, adv_estimator="trust_grpo", num_repeat=4, config=algo
+    )
+    return out.batch["advantages"], out.batch["response_mask"]
+
+
+ADV_FIELDS = ("uid", "response_mask", "rm_scores")
+
+
+def test_decoupled_mode_routes_each_rows_advantage_through_verls_path(tq_cluster):
+    from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES
+
+    SHAPED_UIDS.clear()
+    ROUTED_ADVANTAGES.clear()
+    # group ra: Ro 1, 1, 0, 0 ; Rt 0.8, 0.4, 0.6, failed ; group rb: all wrong with equal scores
+    put_group(
+        "ra",
+        "train",
+        [dict(outcome=1, thinking=0.8), dict(outcome=1, thinking=0.4), dict(outcome=0, thinking=0.6),
+         dict(outcome=0, status=2, error=503)],
+        lengths=[3, 3, 4, 5],
+    )  # fmt: skip
+    put_group("rb", "train", [dict(outcome=0, thinking=0.3), dict(outcome=0, thinking=0.3)], lengths=[3, 4])
+    batch, metrics = variant_sampler(normalize="decoupled").sample(4, "train", 2)
+
+    # rm_scores keeps the combined reward Ro + 0.5 Rt' (critic/score); the uid field now names the row
+    keys = sorted(batch.keys)
+    fields = read(keys, "train", ["rm_scores", "uid"])
+    assert row_sums(fields["rm_scores"]) == pytest.approx([1.4, 1.2, 0.3, 0.0, 0.15, 0.15], abs=1e-6)
+    assert list(fields["uid"]) == keys
+
+    # by hand: z(Ro) = +-0.5 / (sqrt(1/3) + E); z_u(Rt) = 0.2 / (0.2 + E) * (1, -1, 0), the failed one 0; group rb 0;
+    # then whitened over the 6 responses (mean 0)
+    eps = 1e-6
+    z, zt = 0.5 / ((1 / 3) ** 0.5 + eps), 0.2 / (0.2 + eps)
+    raw = {"ra_0_0": z + 0.5 * zt, "ra_1_0": z - 0.5 * zt, "ra_2_0": -z, "ra_3_0": -z, "rb_0_0": 0.0, "rb_1_0": 0.0}
+    std = (sum(a * a for a in raw.values()) / 5) ** 0.5
+    expected = {k: a / (std + eps) for k, a in raw.items()}
+
+    # the trainer pads and reorders rows for balancing: here, reversed
+    batch.reorder(list(range(len(batch.keys)))[::-1])
+    adv, mask = verl_advantages(batch)
+    for row, key in enumerate(batch.keys):
+        assert torch.allclose(adv[row], expected[key] * mask[row].to(adv.dtype), atol=1e-6), key
+    assert metrics["trust/adv_outcome_abs_mean"] == pytest.approx(4 * z / 6)
+    assert metrics["trust/adv_thinking_abs_mean"] == pytest.approx(2 * 0.5 * zt / 6)
+    assert metrics["trust/zero_adv_share"] == pytest.approx(2 / 6)
+    assert metrics["trust/reward_mean"] == pytest.approx((1.4 + 1.2 + 0.3 + 0 + 0.15 + 0.15) / 6)
+
+    # a row that reached the estimator with its group uid (never routed, never recorded as shaped) is refused
+    with pytest.raises(RuntimeError, match="did not shape"):
+        compute_trust_grpo_advantage(torch.zeros(1, 3), torch.ones(1, 3), index=["ra"])
+    tq.kv_clear(keys=keys, partition_id="train")
+    ROUTED_ADVANTAGES.clear()
+
+
+def test_gate_in_joint_mode_writes_the_gated_reward_and_keeps_the_uids(tq_cluster):
+    SHAPED_UIDS.clear()
+    put_group("rp", "train", [dict(outcome=1, thinking=0.8), dict(outcome=0, thinking=0.6)], lengths=[3, 4])
+    batch, metrics = variant_sampler(gate="correct").sample(4, "train", 1)
+    keys = sorted(batch.keys)
+    fields = read(keys, "train", ["rm_scores", "uid"])
+    # R' = 1 + 0.5 * 0.8 and 0 (the wrong response's thinking reward is gated off); uids untouched
+    assert row_sums(fields["rm_scores"]) == pytest.approx([1.4, 0.0], abs=1e-6)
+    assert list(fields["uid"]) == ["rp", "rp"]
+    adv, mask = verl_advantages(batch)  # the joint path: +-0.7 / (sqrt(0.98) + E), std of {1.4, 0}
+    a = 0.7 / (0.98**0.5 + 1e-6)
+    signs = {"rp_0_0": 1.0, "rp_1_0": -1.0}
+    for row, key in enumerate(batch.keys):
+        assert torch.allclose(adv[row], signs[key] * a * mask[row].to(adv.dtype), atol=1e-6)
+    # parts: Ro +-0.5 and bonus +-0.2 over the same std
+    assert metrics["trust/adv_outcome_abs_mean"] == pytest.approx(0.5 / (0.98**0.5 + 1e-6))
+    assert metrics["trust/adv_thinking_abs_mean"] == pytest.approx(0.2 / (0.98**0.5 + 1e-6))
+    assert metrics["trust/zero_adv_share"] == 0.0
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_routing_modes_refuse_another_estimator():
+    kwargs = OmegaConf.create({"trust_grpo": {"normalize": "papo"}, "adv_estimator": "grpo"})
+    common = dict(trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop")
+    with pytest.raises(ValueError, match="adv_estimator=grpo would see one group per row"):
+        TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)

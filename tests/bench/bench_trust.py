@@ -10,6 +10,13 @@ process, one torch thread by default (steadier on a shared machine; ``--threads 
 median wall time of each is reported, and the ratios of median CPU times. Writes ``DIR/trust.json`` and prints the
 ratios ours / grpo (goal: <= 0.5) and ours / grpo_vectorized (goal: <= 0.8).
 
+Per advantage mode (docs/beyond-the-paper.md), also timed against ``grpo_vectorized``: ``mode_<name>`` is everything
+a step computes in that mode: the shaping, :func:`variant_advantages` (per-response advantages and their parts,
+batch whitening where on), the ``trust/adv_*`` metrics and the ``trust_grpo`` estimator, row sums in ``joint`` mode
+(``joint``, ``posterior``: gate ``correct``; on the same token rewards as the anchors, the ``rm_scores`` rewrite
+being the sampler's, see bench_trust_sampler.py) and the routed per-row advantages otherwise (``gdpo``: decoupled with
+whitening, ``papo``), the per-row record and look-up included. Reported for information, no goal.
+
     python tests/bench/bench_trust.py --out bench-results [--runs 11] [--threads 1] \\
         [--groups 1024] [--group-size 8] [--tokens 2048]
 """
@@ -27,9 +34,19 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, compute_grpo_vectorized_outcome_advantage
 
+from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
 from sophiavl.rewards.trust import shape_rewards
 from sophiavl.rewards.trust_config import TrustConfig
+from sophiavl.rewards.trust_variants import advantage_metrics, variant_advantages
+
+#: advantage modes timed per mode: name -> algorithm.trust_grpo keys
+MODES = {
+    "joint": {},
+    "posterior": {"gate": "correct"},
+    "gdpo": {"normalize": "decoupled"},
+    "papo": {"normalize": "papo"},
+}
 
 GOAL = 0.5  # ours / grpo
 GOAL_VECTORIZED = 0.8  # ours / grpo_vectorized
@@ -89,14 +106,31 @@ def main(argv: list[str] | None = None) -> dict:
     def variance_shaping():
         return shape_rewards(outcome, samples, uids, 100, variance_cfg)
 
+    row_keys = np.array([f"{u}_{i % args.group_size}_0" for i, u in enumerate(uids)], dtype=object)
+
+    def mode_fn(keys):
+        mode_cfg = TrustConfig(semantics="paper", anneal="exp", anneal_T=1500, **keys)
+
+        def run():
+            result = shape_rewards(outcome, thinking, uids, 100, mode_cfg)
+            adv = variant_advantages(result, outcome, mode_cfg)
+            advantage_metrics(adv)
+            if mode_cfg.routes_advantages:
+                ROUTED_ADVANTAGES.add(row_keys, adv.advantage.tolist())
+                return compute_trust_grpo_advantage(token_rewards, mask, index=row_keys, config=algo)[0]
+            SHAPED_UIDS.add(set(uids.tolist()))  # the estimator on the token rewards, as "ours" and the anchors
+            return compute_trust_grpo_advantage(token_rewards, mask, index=uids, config=algo)[0]
+
+        return run
+
     # sanity: on the same token rewards the three estimators agree
     _, ours_adv = ours()
     assert torch.allclose(ours_adv, verl_grpo(), atol=1e-4), "trust_grpo and grpo disagree on the same rewards"
     assert torch.allclose(ours_adv, verl_grpo_vectorized(), atol=1e-4), "trust_grpo and grpo_vectorized disagree"
 
     # alternate them so that load from other processes hits all alike; wall and CPU time both recorded
-    names = ("ours", "verl_grpo", "verl_grpo_vectorized", "variance_shaping")
-    fns = (ours, verl_grpo, verl_grpo_vectorized, variance_shaping)
+    names = ("ours", "verl_grpo", "verl_grpo_vectorized", "variance_shaping", *(f"mode_{m}" for m in MODES))
+    fns = (ours, verl_grpo, verl_grpo_vectorized, variance_shaping, *(mode_fn(k) for k in MODES.values()))
     wall = {name: [] for name in names}
     cpu = {name: [] for name in names}
     for _ in range(args.runs):
@@ -137,6 +171,14 @@ def main(argv: list[str] | None = None) -> dict:
         "goal_vectorized": GOAL_VECTORIZED,
         "meets_goal_vectorized": ratio_vec <= GOAL_VECTORIZED,
         "variance_shaping_k3_median_s": med["variance_shaping"],
+        "modes": {
+            m: {
+                "median_s": med[f"mode_{m}"],
+                "ratio_vectorized": med[f"mode_{m}"] / med["verl_grpo_vectorized"],
+                "cpu_time_ratio_vectorized": med_cpu[f"mode_{m}"] / med_cpu["verl_grpo_vectorized"],
+            }
+            for m in MODES
+        },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trust.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -149,6 +191,11 @@ def main(argv: list[str] | None = None) -> dict:
         f"ratio {ratio_vec:.3f} (CPU-time ratio {cpu_ratio_vec:.3f}; goal <= {GOAL_VECTORIZED}); "
         f"variance shaping, K = 3: {med['variance_shaping'] * 1e3:.1f} ms"
     )
+    for m, figures in out["modes"].items():
+        print(
+            f"trust: mode {m} {figures['median_s'] * 1e3:.1f} ms -> ratio to grpo_vectorized "
+            f"{figures['ratio_vectorized']:.3f} (CPU-time ratio {figures['cpu_time_ratio_vectorized']:.3f})"
+        )
     return out
 
 

@@ -7,6 +7,11 @@ back (same port), and the same command with trainer.resume_mode=auto must run st
 step 1. verl's file logger opens its file with "wb" (a resumed run would overwrite the first run's metrics), so each
 run logs to its own file (metrics.run1.jsonl, metrics.run2.jsonl), merged by the demo into summary.json's steps.
 
+The drill runs recipe `sophiavl_gdpo` (normalize: decoupled, batch whitening), so the same run also proves a
+"beyond the paper" mode end to end: the sampler routes every row's advantage to the trust_grpo estimator through
+verl's own V1 advantage path (a row that reached it unrouted would stop the run: in that mode no group uid is recorded
+as shaped), on the first run and after the resume; the new trust/adv_* metrics are logged every step.
+
 Needs the e2e venv (skipped without it, failed under SOPHIAVL_E2E=require as `make test` sets). About 4 minutes on
 2 cores; shares the rows and tiny models of tests/e2e/test_e2e_demo.py (demo.py --assets).
 """
@@ -29,12 +34,16 @@ K, N = 1, 3  # the judge goes down after step K; the run has N steps
 BATCH, GROUP = 4, 8  # demo.py's defaults: train_batch_size, rollout.n
 ALPHA = 0.3  # algorithm.trust_grpo.alpha of recipe sophiavl
 TIMEOUT_S = 900
+RECIPE = "sophiavl_gdpo"  # the paper's recipe with normalize: decoupled (GDPO), whitening on
 
 
 @pytest.fixture(scope="module")
 def drill(tmp_path_factory):
     return harness.run_demo(
-        tmp_path_factory, "e2e-resume", ["--steps", str(N), "--fault-after-step", str(K)], TIMEOUT_S
+        tmp_path_factory,
+        "e2e-resume",
+        ["--recipe", RECIPE, "--steps", str(N), "--fault-after-step", str(K)],
+        TIMEOUT_S,
     )
 
 
@@ -124,6 +133,24 @@ def test_resumed_steps_train_normally(drill):
         assert step["trust/rm_failed_count"] == 0
         assert step["trust/rm_requested_count"] == BATCH * GROUP
         assert math.isfinite(step["actor/pg_loss"])
+
+
+def test_the_decoupled_mode_trains_with_routed_advantages(drill):
+    steps = drill.summary["steps"]
+    for step in steps:
+        # rm_scores still carries the combined reward Ro + w Rt (verl's reward mean = the sampler's)
+        assert step["critic/rewards/mean"] == pytest.approx(step["trust/reward_mean"], abs=1e-4)
+        assert step["trust/adv_outcome_abs_mean"] >= 0 and math.isfinite(step["trust/adv_outcome_abs_mean"])
+        assert step["trust/adv_thinking_abs_mean"] >= 0 and math.isfinite(step["trust/adv_thinking_abs_mean"])
+        assert 0.0 <= step["trust/zero_adv_share"] <= 1.0
+        # whitened over the step's n responses (mean 0, unbiased std 1): the squares sum to n - 1, so the largest
+        # |A| is at least sqrt((n - 1) / n); the joint mode's group z-scores carry no such bound over the batch
+        if step["trust/zero_adv_share"] < 1.0:
+            n = BATCH * GROUP
+            largest = max(step["critic/advantages/max"], -step["critic/advantages/min"])
+            assert largest >= math.sqrt((n - 1) / n) - 1e-3, step["step"]
+    # some step trained on non-zero advantages
+    assert any(s["critic/advantages/max"] > 0 > s["critic/advantages/min"] for s in steps)
 
 
 def test_no_process_of_either_run_left_behind(drill):
