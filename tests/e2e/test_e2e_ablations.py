@@ -22,14 +22,14 @@ _spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness", Path(__fi
 harness = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(harness)
 
-BATCH, GROUP = 4, 8  # demo.py's defaults: prompts per step, rollout.n
-# verl's batch multiple in the demo: lcm(dp 1, ppo_mini_batch_size 4 x rollout.n 8) = 32 rows
-MULTIPLE = 32
+BATCH, GROUP = 4, 4  # prompts per step (demo.py's default), rollout.n (4 instead of 8: half the rollouts and judging)
+# verl's batch multiple in the demo: lcm(dp 1, ppo_mini_batch_size 4 x rollout.n 4) = 16 rows
+MULTIPLE = 16
 
 
 @pytest.fixture(scope="module")
 def failed_run(tmp_path_factory):
-    args = ["--recipe", "sophiavl_variance", "--failed-sessions", "--steps", "2"]
+    args = ["--recipe", "sophiavl_variance", "--failed-sessions", "--steps", "2", "--group-size", str(GROUP)]
     return harness.run_demo(tmp_path_factory, "e2e-failed-variance", args)
 
 
@@ -51,7 +51,7 @@ def test_failed_sessions_train_through_every_step(failed_run):
         assert 0 <= lost < BATCH
         rows = (BATCH - lost) * (GROUP - 1)  # the survivors: n - 1 rows per group that was not lost
         assert step["trust/rm_requested_count"] == rows  # each surviving response judged once (K samples per call)
-        assert step["trust/pad_rows"] == (-rows) % MULTIPLE  # verl padded up to its multiple of 32
+        assert step["trust/pad_rows"] == (-rows) % MULTIPLE  # verl padded up to its multiple of 16
     assert any(s["trust/pad_rows"] > 0 for s in summary["steps"])
 
 
