@@ -30,7 +30,8 @@ e2e-venv:
 # One tiny Trust-GRPO run through verl's main_ppo on CPU with a vLLM judge on loopback (docs/cpu.md).
 # DEMO_ARGS passes options and Hydra overrides to tests/e2e/demo.py, e.g. DEMO_ARGS="--steps 3", DEMO_ARGS="--rm verl"
 # (verl serves the thinking RM, the recipe's default topology), DEMO_ARGS="--steps 3 --fault-after-step 1" (the
-# judge goes down after step 1, the run stops, then resumes from its checkpoint).
+# judge goes down after step 1, the run stops, then resumes from its checkpoint), DEMO_ARGS="--failed-sessions" (some
+# rollout sessions fail on purpose, verl pads the batch, training goes on), DEMO_ARGS="--recipe sophiavl_variance".
 DEMO_TIMEOUT ?= 2700
 demo: e2e-venv
 	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo.py $(DEMO_ARGS)

@@ -6,11 +6,20 @@ response) and ``config`` (the ``algorithm`` node). The trust shaping therefore h
 shaped in :data:`SHAPED_UIDS`. In verl 0.9.1's V1 trainer the replay buffer and the advantage computation both run
 inside the trainer object, in one process (the TaskRunner actor), so this in-process record is visible here. A uid
 missing from it means its group was never shaped (for example ``algorithm.adv_estimator=trust_grpo`` without the
-sampler key): the estimator raises instead of training on unshaped rewards.
+sampler key): the estimator raises instead of training on unshaped rewards, naming the likely cause.
+
+Pad rows. verl pads a sampled batch *after* the sampler handed it out (``PPOTrainer._balance_batch`` ->
+``padding_utils.upsample_batch_to_divisible_size``) whenever its row count does not divide the trainer's batch
+multiple; in practice when rollout sessions failed, since a failed group stays sampleable with its surviving rows
+in sync mode. Pad rows share one made-up uid ``pad<32 hex digits>`` and have an all-zero response mask. The
+estimator recognises them by both (a real uid is a hyphenated uuid4), gives them advantage 0, keeps them out of
+every real group's mean and std, and reports their count to :data:`PAD_ROWS` (the sampler's ``trust/pad_rows``).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -33,6 +42,7 @@ class ShapedUids:
 
     def __init__(self, capacity: int = 8) -> None:
         self._batches: deque[frozenset[str]] = deque(maxlen=capacity)
+        self._recorded = 0
         self._lock = threading.Lock()
 
     def add(self, uids: Iterable[str]) -> None:
@@ -40,6 +50,7 @@ class ShapedUids:
         batch = frozenset(str(u) for u in uids)
         with self._lock:
             self._batches.append(batch)
+            self._recorded += 1
 
     def missing(self, uids: Iterable[str]) -> set[str]:
         """The uids among ``uids`` that no recorded batch contains."""
@@ -51,14 +62,95 @@ class ShapedUids:
                     break
         return left
 
+    def recorded(self) -> int:
+        """How many batches were recorded since the process started (or the last :meth:`clear`)."""
+        with self._lock:
+            return self._recorded
+
     def clear(self) -> None:
         """Forgets everything (tests)."""
         with self._lock:
             self._batches.clear()
+            self._recorded = 0
+
+
+class PadRowCount:
+    """Carries the number of pad rows from the estimator to the sampler's ``trust/pad_rows`` metric.
+
+    verl pads a batch after ``sample()`` returned its metrics, so the sampler cannot count the pad rows itself. It
+    returns a 0-d float64 tensor from :meth:`open` as the metric's value (NaN until filled); the estimator, which
+    sees the padded batch, fills it with :meth:`report`. verl 0.9.1 reads a tensor metric with ``.item()`` only
+    after the step's advantages are computed (``PPOTrainer.step`` -> ``MetricsAggregator.add_step_metrics``), so
+    the logged value is this step's count; it stays NaN when no ``trust_grpo`` estimator ran for the batch.
+    """
+
+    def __init__(self) -> None:
+        self._cell: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> torch.Tensor:
+        """A fresh cell for the batch being sampled (NaN until :meth:`report`)."""
+        cell = torch.full((), math.nan, dtype=torch.float64)
+        with self._lock:
+            self._cell = cell
+        return cell
+
+    def report(self, rows: int) -> None:
+        """Sets the pad row count of the last opened batch (no-op when none was opened)."""
+        with self._lock:
+            if self._cell is not None:
+                self._cell.fill_(float(rows))
+
+    def clear(self) -> None:
+        """Forgets the open cell (tests)."""
+        with self._lock:
+            self._cell = None
 
 
 #: The uids the trust sampler shaped recently, in this process.
 SHAPED_UIDS = ShapedUids()
+#: The pad row count of the batch the trust sampler handed out last, filled by the estimator.
+PAD_ROWS = PadRowCount()
+#: verl 0.9.1's pad uid (``padding_utils.upsample_batch_to_divisible_size``: ``f"pad{uuid.uuid4().hex}"``).
+PAD_UID = re.compile(r"pad[0-9a-f]{32}")
+
+
+def pad_groups(unique: np.ndarray, inverse: np.ndarray, response_mask: torch.Tensor) -> np.ndarray:
+    """Boolean per unique uid: True for verl's pad group (a ``pad<32 hex>`` uid whose rows all have an all-zero
+    response mask). ``inverse`` maps each row to its uid in ``unique`` (``np.unique(..., return_inverse=True)``)."""
+    named = np.fromiter((bool(PAD_UID.fullmatch(str(u))) for u in unique), dtype=bool, count=len(unique))
+    if not named.any():
+        return named
+    row_has_tokens = (response_mask != 0).any(dim=-1).cpu().numpy()
+    group_has_tokens = np.zeros(len(unique), dtype=bool)
+    np.logical_or.at(group_has_tokens, inverse, row_has_tokens)
+    return named & ~group_has_tokens
+
+
+def _unshaped_error(missing: set[str], total: int) -> RuntimeError:
+    """The error for groups that reach the estimator unshaped, naming the likely cause."""
+    example = sorted(missing)[0]
+    head = (
+        f"algorithm.adv_estimator={ESTIMATOR_NAME} received {len(missing)} of {total} groups that the trust sampler "
+        f"did not shape (e.g. uid {example!r}). "
+    )
+    if SHAPED_UIDS.recorded() == 0:
+        return RuntimeError(
+            head + f"The trust sampler shaped no batch in this process: it is missing. Set {SAMPLER_KEY}.path="
+            f"{SAMPLER_PATH} and {SAMPLER_KEY}.name={SAMPLER_NAME} (the recipe `sophiavl` sets both), or use another "
+            "estimator"
+        )
+    named_pad = [u for u in missing if PAD_UID.fullmatch(u)]
+    if named_pad:
+        return RuntimeError(
+            head + f"uid {named_pad[0]!r} is named like verl's pad rows but has response tokens (verl's pad rows have "
+            "an all-zero response mask): something other than verl's padding added these rows after sampling"
+        )
+    return RuntimeError(
+        head + "The trust sampler ran in this process, but these groups were not among the batches it handed out: "
+        "rows were added to the batch after sampling by something other than verl's padding (verl's pad rows, uid "
+        "pad<32 hex digits> with an all-zero response mask, are recognised and get advantage 0)"
+    )
 
 
 @register_adv_est(ESTIMATOR_NAME)
@@ -84,10 +176,13 @@ def compute_trust_grpo_advantage(
         epsilon: added to the std.
 
     Returns:
-        ``(advantages, returns)``, the same ``(bs, T)`` tensor twice, zero outside the response mask.
+        ``(advantages, returns)``, the same ``(bs, T)`` tensor twice, zero outside the response mask and zero on
+        verl's pad rows (see the module docstring), which also stay out of every group's mean and std. The number
+        of pad rows goes to :data:`PAD_ROWS`.
 
     Raises:
-        RuntimeError: ``index`` is missing, or some uid was not shaped by the trust sampler in this process.
+        RuntimeError: ``index`` is missing, or some uid (other than verl's pad uid) was not shaped by the trust
+            sampler in this process; the message names the likely cause.
     """
     if index is None:
         raise RuntimeError(f"the {ESTIMATOR_NAME} estimator needs the prompt uid of every response (verl's `uid`)")
@@ -99,21 +194,24 @@ def compute_trust_grpo_advantage(
             out[rest], _ = compute_trust_grpo_advantage(
                 token_level_rewards[rest], response_mask[rest], np.asarray(index)[~found], config, epsilon
             )
+        else:
+            PAD_ROWS.report(0)
         return out, out
     unique, inverse = np.unique(np.asarray(index), return_inverse=True)
-    missing = SHAPED_UIDS.missing(unique.tolist())
+    inverse = inverse.astype(np.int64).reshape(-1)
+    pad = pad_groups(unique, inverse, response_mask)
+    missing = SHAPED_UIDS.missing(unique[~pad].tolist())
     if missing:
-        raise RuntimeError(
-            f"algorithm.adv_estimator={ESTIMATOR_NAME} received {len(missing)} of {len(unique)} groups that the trust "
-            f"sampler did not shape (e.g. uid {sorted(missing)[0]!r}). The trust sampler is missing: set "
-            f"{SAMPLER_KEY}.path={SAMPLER_PATH} and {SAMPLER_KEY}.name={SAMPLER_NAME} (the recipe `sophiavl` "
-            "sets both), or use another estimator"
-        )
+        raise _unshaped_error(missing, len(unique))
+    pad_rows = pad[inverse]
+    PAD_ROWS.report(int(pad_rows.sum()))
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
-        group = torch.from_numpy(inverse.astype(np.int64).reshape(-1))
+        group = torch.from_numpy(inverse)
         norm_by_std = bool(select(config, "norm_adv_by_std_in_grpo", True))
         adv = group_advantages(scores, group, norm_by_std=norm_by_std, eps=epsilon)
+        if pad_rows.any():  # their own group already; 0 whatever their (zero) rewards
+            adv = adv.masked_fill(torch.from_numpy(pad_rows), 0.0)
         # one cast of the mask into a new tensor (copy=True: a float mask must not be overwritten), then an in-place
         # multiply: about 1.5x faster on CPU than the mixed-dtype product `adv[:, None] * response_mask`
         out = response_mask.to(token_level_rewards.dtype, copy=True)

@@ -15,6 +15,13 @@ training ``sample()`` this class lets verl pick the batch of complete groups, re
 writes the shaped reward back into ``rm_scores`` (the row sum becomes ``R``; nothing else is touched), records the
 shaped uids for the ``trust_grpo`` estimator and returns ``trust/...`` metrics that verl logs. Validation
 (``partition_id="val"``) passes through untouched.
+
+Failed rollout sessions. In sync mode verl keeps a group whose session raised sampleable (status ``failure``) with
+the rows of its surviving sessions, and pads the batch after sampling (see
+:mod:`sophiavl.recipes.trust_grpo_estimator`). The sampler shapes each group from the rows it has, so a failed
+group's survivors are shaped among themselves; ``trust/session_failed_groups`` counts the sampled groups with a
+failed session and ``trust/session_lost_groups`` those of them left without any row. ``trust/pad_rows`` is the
+number of rows verl padded into the batch, filled in by the estimator (:class:`PadRowCount`).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, routed_uid_field
-from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS
+from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS
 from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
 from sophiavl.rewards.outcome_metrics import scorer_failure_metrics
 from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
@@ -102,13 +109,42 @@ class TrustSampler(ReplayBuffer):
             )
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
-        """verl's sync sampling, then (training only) trust shaping of the sampled groups; metrics merged."""
+        """verl's sync sampling, then (training only) trust shaping of the sampled groups; metrics merged.
+
+        Training metrics also carry the rollout failures of the sampled groups and ``trust/pad_rows`` (a 0-d tensor
+        the estimator fills once verl has padded the batch; see the module docstring)."""
+        self._selected_uids: list[str] = []
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
-        if partition_id == "val" or not batch.keys:
+        if partition_id == "val":
             return batch, metrics
         metrics = dict(metrics)
-        metrics.update(self.shape_batch(batch, global_steps))
+        metrics.update(self._session_failures(batch))
+        if batch.keys:
+            metrics.update(self.shape_batch(batch, global_steps))
+        metrics["trust/pad_rows"] = PAD_ROWS.open()
         return batch, metrics
+
+    def _materialize_batch(self, partition_id: str, selected_prompt_uids: list[str], partition_snapshot: dict):
+        """verl's, recording which groups were selected (for the session failure metrics)."""
+        self._selected_uids = list(selected_prompt_uids)
+        return super()._materialize_batch(partition_id, selected_prompt_uids, partition_snapshot)
+
+    def _session_failures(self, batch: KVBatchMeta) -> dict[str, float]:
+        """``trust/session_failed_groups``: sampled groups whose rollout had a failed session (verl's ``failure``
+        status); ``trust/session_lost_groups``: those of them without any row in the batch."""
+        failed = [uid for uid in self._selected_uids if uid in self.failure_keys[batch.partition_id]]
+        present = {_parse_key(key)[0] for key in batch.keys}
+        if failed:
+            logger.warning(
+                "step batch has %d group(s) with failed rollout sessions (%d without any surviving row); their "
+                "surviving rows are shaped among themselves and verl pads the batch",
+                len(failed),
+                sum(uid not in present for uid in failed),
+            )
+        return {
+            "trust/session_failed_groups": float(len(failed)),
+            "trust/session_lost_groups": float(sum(uid not in present for uid in failed)),
+        }
 
     # ------------------------------------------------------------------ shaping
     def shape_batch(self, batch: KVBatchMeta, global_steps: int) -> dict[str, float]:

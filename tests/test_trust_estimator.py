@@ -86,10 +86,40 @@ def test_equals_verl_grpo_on_random_batch():
 
 def test_unshaped_group_raises_naming_the_sampler_key():
     tlr, mask, uids = make_batch({"a": [1.0, 0.0], "b": [0.4]})
-    SHAPED_UIDS.add(["a"])  # b was never shaped
-    with pytest.raises(RuntimeError, match=r"trainer\.v1\.sampler\.custom_sampler") as exc:
+    with pytest.raises(RuntimeError, match=r"trainer\.v1\.sampler\.custom_sampler") as exc:  # nothing shaped at all
+        run_verl_path(tlr, mask, uids)
+    assert "'a'" in str(exc.value) and "2 of 2 groups" in str(exc.value)
+    assert "shaped no batch in this process" in str(exc.value)
+
+
+def test_group_added_after_sampling_is_named_as_such():
+    tlr, mask, uids = make_batch({"a": [1.0, 0.0], "b": [0.4]})
+    SHAPED_UIDS.add(["a"])  # the sampler ran, but b was not in its batch
+    with pytest.raises(RuntimeError, match="added to the batch after sampling") as exc:
         run_verl_path(tlr, mask, uids)
     assert "'b'" in str(exc.value) and "1 of 2 groups" in str(exc.value)
+    assert "custom_sampler.path" not in str(exc.value)  # the sampler is there: not blamed
+
+
+PAD = "pad0123456789abcdef0123456789abcdef"  # verl's f"pad{uuid.uuid4().hex}"
+
+
+def test_pad_rows_get_zero_advantage_and_stay_out_of_the_groups():
+    # group a: R = [1.15, 0.15] -> +-0.5 / (sqrt(0.5) + eps); two pad rows: zero mask and zero reward
+    tlr, mask, uids = make_batch({"a": [1.15, 0.15], PAD: [0.0, 0.0]})
+    mask[2:] = 0
+    SHAPED_UIDS.add(["a"])
+    adv, _ = run_verl_path(tlr, mask, uids)
+    s = 0.7071067811865476
+    assert torch.allclose(adv[:2], torch.tensor([0.5 / (s + EPS), -0.5 / (s + EPS)]).unsqueeze(-1) * mask[:2])
+    assert torch.all(adv[2:] == 0)
+
+
+def test_a_pad_named_group_with_response_tokens_is_not_a_pad_group():
+    tlr, mask, uids = make_batch({"a": [1.0, 0.0], PAD: [0.0]})  # mask of the "pad" row is not zero
+    SHAPED_UIDS.add(["a"])
+    with pytest.raises(RuntimeError, match="named like verl's pad rows but has response tokens"):
+        run_verl_path(tlr, mask, uids)
 
 
 def test_float_mask_is_left_unchanged():

@@ -12,7 +12,7 @@ import transfer_queue as tq
 from omegaconf import OmegaConf
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
+from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS, compute_trust_grpo_advantage
 from sophiavl.recipes.trust_sampler import TrustSampler
 
 NAN = float("nan")
@@ -55,10 +55,13 @@ def make_sampler(endpoint=None, semantics="paper", anneal_T=1500, max_failure_ra
     )
 
 
-def put_group(uid, partition, responses, lengths=None):
-    """responses: list of dicts with outcome/thinking/status/error/latency (thinking NaN allowed)."""
-    for session, resp in enumerate(responses):
-        length = lengths[session] if lengths else 3 + session % 4
+def put_group(uid, partition, responses, lengths=None, sessions=None, group_status="finished"):
+    """responses: list of dicts with outcome/thinking/status/error/latency (thinking NaN allowed); sessions: their
+    session ids (default 0..); group_status: the prompt's tag, "failure" when some session raised (verl then writes
+    the surviving sessions only)."""
+    for slot, resp in enumerate(responses):
+        session = sessions[slot] if sessions else slot
+        length = lengths[slot] if lengths else 3 + session % 4
         rm = torch.zeros(length)
         rm[-1] = resp["outcome"]
         info = {
@@ -85,9 +88,10 @@ def put_group(uid, partition, responses, lengths=None):
             keys=[f"{uid}_{session}_0"],
             partition_id=partition,
             fields=list_of_dict_to_tensordict([field]),
-            tags=[{"status": "success", "global_steps": 1}],
-        )
-    tq.kv_put(key=uid, partition_id=partition, tag={"is_prompt": True, "status": "finished", "global_steps": 1})
+            tags=[{"status": "success", "global_steps": 1, "seq_len": 2 + length, "min_global_steps": 1,
+                   "max_global_steps": 1}],
+        )  # fmt: skip
+    tq.kv_put(key=uid, partition_id=partition, tag={"is_prompt": True, "status": group_status, "global_steps": 1})
 
 
 def read(keys, partition, fields):
@@ -422,3 +426,122 @@ def test_routing_modes_refuse_another_estimator():
     common = dict(trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop")
     with pytest.raises(ValueError, match="adv_estimator=grpo would see one group per row"):
         TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)
+# ------------------------------------------------------------------ failed sessions and verl's pad rows (issue 17)
+def verl_trainer(dp_size, mini_batch, n):
+    """The parts of verl's PPOTrainer that _balance_batch and _compute_advantage read, around verl's own methods."""
+    from types import MethodType, SimpleNamespace
+
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    config = OmegaConf.create(
+        {
+            "algorithm": {"adv_estimator": "trust_grpo", "use_kl_in_reward": False, "gamma": 1.0, "lam": 1.0},
+            "actor_rollout_ref": {"rollout": {"n": n}, "actor": {"ppo_mini_batch_size": mini_batch}},
+            "trainer": {"critic_warmup": 0},
+        }
+    )
+    trainer = SimpleNamespace(
+        config=config,
+        use_critic=False,
+        global_steps=100,
+        tokenizer=SimpleNamespace(eos_token_id=7),
+        actor_rollout_wg=SimpleNamespace(_dispatch_info={"actor": list(range(dp_size))}),
+    )
+    trainer._get_required_batch_multiple = MethodType(PPOTrainer._get_required_batch_multiple, trainer)
+    trainer.balance = MethodType(PPOTrainer._balance_batch, trainer)
+    trainer.advantage = MethodType(PPOTrainer._compute_advantage, trainer)
+    return trainer
+
+
+def test_failed_sessions_and_pad_rows_through_verl(tq_cluster):
+    """A group whose session 2 raised (3 of 4 rows survive), a whole group and a group whose every session raised;
+    verl pads the 5 rows to its batch multiple lcm(dp 2, mini-batch 2 x n 4) = 8 with its own padding function, and
+    its own advantage step runs trust_grpo on the padded batch."""
+    SHAPED_UIDS.clear()
+    PAD_ROWS.clear()
+    put_group(
+        "gp",
+        "train",
+        [dict(outcome=1, thinking=0.8), dict(outcome=0, thinking=0.6), dict(outcome=1, thinking=0.2)],
+        sessions=[0, 1, 3],
+        group_status="failure",
+    )
+    put_group("gq", "train", [dict(outcome=1, thinking=0.5), dict(outcome=0, thinking=0.5)])
+    tq.kv_put(key="gl", partition_id="train", tag={"is_prompt": True, "status": "failure", "global_steps": 1})
+
+    batch, metrics = make_sampler().sample(global_steps=100, partition_id="train", batch_size=3)
+    assert sorted(batch.keys) == ["gp_0_0", "gp_1_0", "gp_3_0", "gq_0_0", "gq_1_0"]
+    assert metrics["trust/session_failed_groups"] == 2.0  # gp and gl
+    assert metrics["trust/session_lost_groups"] == 1.0  # gl: no row at all
+    # gp is shaped from its survivors: mu_c = (0.8 + 0.2) / 2 = 0.5 < mu_w = 0.6 -> gamma = exp(-0.1)
+    # alpha_t = 0.3 * exp(-100 / 1500) = 0.28065209550948533; w = gamma * alpha_t = 0.2539445174671842
+    w, a = 0.2539445174671842, 0.28065209550948533
+    keys = sorted(batch.keys)
+    shaped = dict(zip(keys, row_sums(read(keys, "train", ["rm_scores"])["rm_scores"]), strict=True))
+    assert shaped == pytest.approx(
+        {"gp_0_0": 1 + 0.8 * w, "gp_1_0": 0.6 * w, "gp_3_0": 1 + 0.2 * w, "gq_0_0": 1 + 0.5 * a, "gq_1_0": 0.5 * a},
+        abs=1e-6,
+    )
+    assert metrics["trust/gamma_mean"] == pytest.approx((0.9048374180359595 + 1) / 2)
+
+    trainer = verl_trainer(dp_size=2, mini_batch=2, n=4)
+    step_metrics = {}
+    padded = trainer.balance(batch, metrics=step_metrics)
+    pads = [k for k, tag in zip(padded.keys, padded.tags, strict=True) if tag.get("is_padding")]
+    assert len(padded.keys) == 8 and len(pads) == 3
+    trainer.advantage(padded, metrics=step_metrics)
+    out = read(padded.keys, "train", ["uid", "advantages"])
+    adv = {k: t for k, t in zip(padded.keys, out["advantages"].unbind(), strict=True)}
+    # gp: R = [1.2031556139737474, 0.15236671048031053, 1.0507889034934368], mean 0.802103742649165,
+    # unbiased std 0.5678226499923553 -> (R - mean) / (std + 1e-6); gq: R = 1 + 0.5a, 0.5a -> +-0.5 / (sqrt(0.5) + 1e-6)
+    expected = {"gp_0_0": 0.706296525919591, "gp_1_0": -1.1442584897222965, "gp_3_0": 0.43796196380270513,
+                "gq_0_0": 0.7071057811879616, "gq_1_0": -0.7071057811879619}  # fmt: skip
+    for key, value in expected.items():
+        assert adv[key].tolist() == pytest.approx([value] * adv[key].numel(), abs=1e-5), key
+    for key in pads:
+        assert key.startswith("pad") and adv[key].abs().sum() == 0
+
+    # the pad count reaches verl's step metrics through its own aggregator, read after the advantages
+    from verl.trainer.ppo.v1.utils import MetricsAggregator
+
+    aggregator = MetricsAggregator()
+    aggregator.add_step_metrics({**metrics, **step_metrics}, sample_count=5)
+    assert aggregator.get_aggregated_metrics()["trust/pad_rows"] == 3.0
+    tq.kv_clear(keys=padded.keys, partition_id="train")
+
+
+def test_pad_rows_without_failures_and_nan_before_the_estimator(tq_cluster):
+    SHAPED_UIDS.clear()
+    PAD_ROWS.clear()
+    put_group("gw", "train", [dict(outcome=1, thinking=0.5), dict(outcome=0, thinking=0.5)])
+    batch, metrics = make_sampler().sample(global_steps=100, partition_id="train", batch_size=1)
+    assert metrics["trust/session_failed_groups"] == 0.0 and metrics["trust/session_lost_groups"] == 0.0
+    assert torch.isnan(metrics["trust/pad_rows"])  # verl has not padded yet: unknown, not 0
+    trainer = verl_trainer(dp_size=1, mini_batch=1, n=2)
+    trainer.advantage(trainer.balance(batch, metrics={}), metrics={})
+    assert float(metrics["trust/pad_rows"]) == 0.0
+    tq.kv_clear(keys=batch.keys, partition_id="train")
+
+
+def test_off_mode_with_three_judge_samples(tq_cluster):
+    """trust=off with K = 3 judge samples (sophiavl_variance's samples with the trust weight off): Rt is the mean of
+    the usable samples and every gamma is 1, although the group trust would have down-weighted this group."""
+    put_group(
+        "gs",
+        "train",
+        [
+            dict(outcome=1, thinking=0.5, extra=samples_of([0.2, 0.4, 0.9])),  # Rt = 0.5
+            dict(outcome=0, thinking=0.9, extra=samples_of([0.9, 0.9, NAN])),  # Rt = 0.9 (one sample failed)
+            dict(outcome=0, thinking=0.3, extra=samples_of([0.1, 0.3, 0.5])),  # Rt = 0.3
+        ],
+    )
+    batch, metrics = mode_sampler("off").sample(4, "train", 1)
+    keys = sorted(batch.keys)
+    # mu_c = 0.5 < mu_w = 0.6 (group trust: gamma = exp(-0.1)), but off: R = Ro + 0.3 * Rt
+    sums = row_sums(read(keys, "train", ["rm_scores"])["rm_scores"])
+    assert sums == pytest.approx([1 + 0.3 * 0.5, 0.3 * 0.9, 0.3 * 0.3], abs=1e-6)
+    assert metrics["trust/gamma_mean"] == 1.0 and metrics["trust/downweighted_share"] == 0.0
+    assert metrics["trust/thinking_mean"] == pytest.approx((0.5 + 0.9 + 0.3) / 3)
+    assert metrics["trust/rm_sample_failed_share"] == pytest.approx(1 / 9)
+    assert "trust/thinking_variance_mean" not in metrics
+    tq.kv_clear(keys=keys, partition_id="train")

@@ -3,7 +3,8 @@
 Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
 
     .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--deadline S] [--workdir data/e2e] \
-        [--assets DIR] [--rm external|verl] [--recipe sophiavl] [--fault-after-step K] [HYDRA_OVERRIDE ...]
+        [--assets DIR] [--rm external|verl] [--recipe sophiavl] [--fault-after-step K] [--failed-sessions] \
+        [HYDRA_OVERRIDE ...]
 
 What it does, in order:
   1. prepares the embedded sample dataset (the command `make prepare-data` runs) into ASSETS/sophiavl and keeps its
@@ -17,6 +18,9 @@ What it does, in order:
      with --fault-after-step K: checkpoints every step, the judge is reached through tests/e2e/judge_proxy.py, which
      goes down at the first judge call of step K + 1, so the run must stop on the trust sampler's failure-rate error;
      then the proxy comes back and the same command with trainer.resume_mode=auto must run steps K + 1..--steps;
+     with --failed-sessions: rollout sessions fail on purpose (tests/e2e/agent_loops/failing_agent_loop.py, verl's
+     single-turn agent loop loaded through actor_rollout_ref.rollout.agent.agent_loop_config_path): some groups
+     lose every session, the others one; verl pads the batch and the run must train through every step;
   5. stops every process it started, also on failure, Ctrl-C or timeout: each child runs in its own process
      group, and every process that carries one of this run's marker values (Ray's raylet and workers, vLLM's engine
      processes; one value for the judge, one per training run) is killed;
@@ -65,6 +69,8 @@ SUMMARY_COLUMNS = [
     ("judge_req", "trust/rm_requested_count"),
     ("judge_fail", "trust/rm_failed_count"),
     ("R", "trust/reward_mean"),
+    ("failed_groups", "trust/session_failed_groups"),
+    ("pad_rows", "trust/pad_rows"),
     ("pg_loss", "actor/pg_loss"),
     ("grad_norm", "actor/grad_norm"),
     ("step_s", "timing_s/step"),
@@ -278,6 +284,7 @@ def judge_request_count(base: str) -> float:
 
 
 RECIPE_DIR = REPO / "recipes" / "config" / "recipe"
+AGENT_LOOPS = HERE / "agent_loops"  # failing_agent_loop.py and its verl agent loop config failing.yaml
 
 
 def recipe_uses_judge(recipe: str, overrides: list[str]) -> bool:
@@ -358,6 +365,12 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
     recipe = getattr(args, "recipe", "sophiavl")
     workdir = getattr(args, "workdir", None)
     judge = judge_overrides(getattr(args, "rm", "external"), judge_url, models / "judge")
+    failing = []
+    if getattr(args, "failed_sessions", False):  # verl's own agent loop hook; the module is on PYTHONPATH
+        failing = [
+            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={AGENT_LOOPS / 'failing.yaml'}",
+            "actor_rollout_ref.rollout.agent.default_agent_loop=failing_single_turn",
+        ]
     overrides = [
         f"+recipe={recipe}",
         # data: the first rows of the embedded sample (images as bytes, or text-only with --text-only)
@@ -423,6 +436,7 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
         # workers each reserve a CPU), and one fake GPU (verl counts GPUs before it schedules its workers)
         "ray_kwargs.ray_init.num_cpus=16",
         f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}",
+        *failing,
     ]
     return [PY, "-m", "verl.trainer.main_ppo", *overrides, *args.overrides]
 
@@ -443,7 +457,9 @@ def base_env(run_id: str) -> dict:
 def training_env(base: dict, metrics_path: Path) -> dict:
     """base_env plus what the verl processes need."""
     env = dict(base)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE / "cpu_support"), env.get("PYTHONPATH")]))
+    # cpu_support: the CPU platform and hacks; agent_loops: the failing agent loop of --failed-sessions
+    paths = [str(HERE / "cpu_support"), str(AGENT_LOOPS), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env.update(
         {
             "VERL_USE_EXTERNAL_MODULES": "verl_cpu_support",  # the CPU platform and hacks, in every verl process
@@ -489,7 +505,8 @@ def print_summary(steps: list[dict], judge_requests, wall_s: float) -> None:
     print(
         "outcome/thinking: mean Ro and Rt of the batch; gamma: mean trust weight; untrusted: share of groups\n"
         "down-weighted (gamma < 1); R: mean shaped reward Ro + gamma*alpha_t*Rt; judge_req/judge_fail: judge\n"
-        "calls made/failed by the reward manager; step_s: seconds per step (the first includes warm-up)"
+        "calls made/failed by the reward manager; failed_groups: groups with a failed rollout session; pad_rows:\n"
+        "rows verl padded the batch with; step_s: seconds per step (the first includes warm-up)"
     )
     print(f"judge server: {fmt(judge_requests)} chat requests served (vllm:request_success_total)")
     print(f"wall time: {wall_s:.0f} s\n", flush=True)
@@ -618,6 +635,11 @@ def main(argv=None) -> int:
         "--fault-after-step", type=int, metavar="K",
         help="fault drill: checkpoints every step, the judge goes down after step K, the run must stop; the judge "
              "comes back and the same command with trainer.resume_mode=auto must finish steps K+1..--steps",
+    )  # fmt: skip
+    parser.add_argument(
+        "--failed-sessions", action="store_true",
+        help="rollout sessions fail on purpose (tests/e2e/agent_loops): some groups lose every session, the others "
+             "session 0; verl pads the batch (trust/pad_rows) and the run must train through every step",
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)

@@ -86,3 +86,18 @@ def test_sample_rows_keeps_the_first_rows_of_a_problem_type():
     plain = sample_rows.first_rows(_table(), 2, text_only=True).to_pylist()
     assert [r["prompt"][0]["content"] for r in plain] == ["q0", "q1"]
     assert "images" not in plain[0]
+
+
+def test_failed_sessions_load_the_failing_agent_loop_through_verl_config():
+    from omegaconf import OmegaConf
+
+    cmd = demo.training_command(_args(rm="external", failed_sessions=True), Path("/r"), Path("/m"), None)
+    config_path = Path(__file__).with_name("agent_loops") / "failing.yaml"
+    assert f"actor_rollout_ref.rollout.agent.agent_loop_config_path={config_path}" in cmd
+    assert "actor_rollout_ref.rollout.agent.default_agent_loop=failing_single_turn" in cmd
+    (entry,) = OmegaConf.load(config_path)
+    assert entry.name == "failing_single_turn"
+    module, cls = entry._target_.rsplit(".", 1)
+    assert (config_path.parent / f"{module}.py").read_text().count(f"class {cls}(") == 1
+    plain = demo.training_command(_args(rm="external"), Path("/r"), Path("/m"), None)
+    assert not any("agent_loop_config_path" in item for item in plain)
