@@ -545,3 +545,52 @@ def test_off_mode_with_three_judge_samples(tq_cluster):
     assert metrics["trust/rm_sample_failed_share"] == pytest.approx(1 / 9)
     assert "trust/thinking_variance_mean" not in metrics
     tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_papo_mode_through_verls_padding(tq_cluster):
+    """A routed mode (papo) meets verl's pad rows: the 3 real rows keep the sampler's advantages, verl's pad row gets
+    0 and is counted in trust/pad_rows (before the estimator ran: NaN)."""
+    from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES
+
+    SHAPED_UIDS.clear()
+    PAD_ROWS.clear()
+    ROUTED_ADVANTAGES.clear()
+    put_group(
+        "gz", "train", [dict(outcome=1, thinking=0.8), dict(outcome=1, thinking=0.4), dict(outcome=0, thinking=0.6)]
+    )
+    batch, metrics = variant_sampler(normalize="papo").sample(4, "train", 1)
+    assert torch.isnan(metrics["trust/pad_rows"])
+    trainer = verl_trainer(dp_size=2, mini_batch=2, n=2)  # batch multiple lcm(2, 2 x 2) = 4: one pad row
+    padded = trainer.balance(batch, metrics={})
+    pads = [k for k, tag in zip(padded.keys, padded.tags, strict=True) if tag.get("is_padding")]
+    assert len(padded.keys) == 4 and len(pads) == 1
+    trainer.advantage(padded, metrics={})
+    out = read(padded.keys, "train", ["advantages"])
+    adv = {k: t for k, t in zip(padded.keys, out["advantages"].unbind(), strict=True)}
+    # by hand: z(Ro) over (1, 1, 0): mean 2/3, unbiased std sqrt(1/3) -> (1/3, 1/3, -2/3) / (sqrt(1/3) + E);
+    # z_c over the correct ones' Rt (0.8, 0.4): mean 0.6, unbiased std sqrt(0.08) -> +-0.2 / (sqrt(0.08) + E),
+    # the wrong response 0; w = alpha 0.5 (trust off, no annealing); no whitening in papo mode
+    eps = 1e-6
+    s, sc = (1 / 3) ** 0.5 + eps, 0.08**0.5 + eps
+    expected = {"gz_0_0": (1 / 3) / s + 0.5 * 0.2 / sc, "gz_1_0": (1 / 3) / s - 0.5 * 0.2 / sc, "gz_2_0": -(2 / 3) / s}
+    for key, value in expected.items():
+        assert adv[key].tolist() == pytest.approx([value] * adv[key].numel(), abs=1e-5), key
+    assert adv[pads[0]].abs().sum() == 0
+    assert float(metrics["trust/pad_rows"]) == 1.0
+    tq.kv_clear(keys=padded.keys, partition_id="train")
+    ROUTED_ADVANTAGES.clear()
+
+
+def test_routed_mode_without_pad_rows_reports_zero(tq_cluster):
+    from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES
+
+    SHAPED_UIDS.clear()
+    PAD_ROWS.clear()
+    ROUTED_ADVANTAGES.clear()
+    put_group("gy", "train", [dict(outcome=1, thinking=0.8), dict(outcome=0, thinking=0.6)])
+    batch, metrics = variant_sampler(normalize="decoupled").sample(4, "train", 1)
+    trainer = verl_trainer(dp_size=1, mini_batch=1, n=2)
+    trainer.advantage(trainer.balance(batch, metrics={}), metrics={})
+    assert float(metrics["trust/pad_rows"]) == 0.0
+    tq.kv_clear(keys=batch.keys, partition_id="train")
+    ROUTED_ADVANTAGES.clear()
