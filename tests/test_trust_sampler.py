@@ -426,6 +426,8 @@ def test_routing_modes_refuse_another_estimator():
     common = dict(trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop")
     with pytest.raises(ValueError, match="adv_estimator=grpo would see one group per row"):
         TrustSampler(trainer_mode="sync", sampler_kwargs=kwargs, **common)
+
+
 # ------------------------------------------------------------------ failed sessions and verl's pad rows (issue 17)
 def verl_trainer(dp_size, mini_batch, n):
     """The parts of verl's PPOTrainer that _balance_batch and _compute_advantage read, around verl's own methods."""
