@@ -9,7 +9,11 @@ agent loop writes them: per-token ``rm_scores`` with ``Ro`` on the last token of
 * ``trust_<mode>``: ``TrustSampler.sample`` in the paper's ``joint`` mode and in ``decoupled`` mode (GDPO with
   whitening: the advantages routed row by row, the ``uid`` field rewritten): the same selection plus the
   TransferQueue read of ``rm_scores`` and ``extra_fields``, the shaping, the advantages and metrics, and the
-  ``rm_scores`` rewrite.
+  ``rm_scores`` rewrite;
+* ``tq_floor``: after verl's ``ReplayBuffer.sample``, only the TransferQueue round trip the sampler's design needs
+  (``kv_batch_get`` of ``rm_scores`` and ``extra_fields`` of the sampled keys, ``kv_batch_put`` of the unchanged
+  ``rm_scores``), no shaping: the lower bound of any sampler that reads and rewrites ``rm_scores`` on the step's
+  critical path.
 
 Runs alternate; medians of wall time are reported with the ratios ``trust_<mode> / verl`` (goal: <= 1.2). Writes
 ``DIR/trust_sampler.json``.
@@ -30,6 +34,7 @@ import ray
 import torch
 import transfer_queue as tq
 from omegaconf import OmegaConf
+from tensordict import TensorDict
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
@@ -79,10 +84,24 @@ def retag(uids: list[str]) -> None:
     tq.kv_batch_put(keys=uids, partition_id="train", tags=[dict(tag) for _ in uids])
 
 
+class RoundTripOnly(ReplayBuffer):
+    """verl's sampling plus the bare TransferQueue round trip of the trust sampler (no shaping, values unchanged)."""
+
+    def sample(self, global_steps: int, partition_id: str, batch_size: int):
+        batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
+        keys = list(batch.keys)
+        data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["rm_scores", "extra_fields"])
+        fields = TensorDict({"rm_scores": data["rm_scores"]}, batch_size=len(keys))
+        tq.kv_batch_put(keys=keys, partition_id=partition_id, fields=fields)
+        return batch, metrics
+
+
 def build(kind: str):
     common = dict(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop")
     if kind == "verl":
         return ReplayBuffer(sampler_kwargs=OmegaConf.create({}), **common)
+    if kind == "tq_floor":
+        return RoundTripOnly(sampler_kwargs=OmegaConf.create({}), **common)
     trust = {"anneal_T": 1500, **MODES[kind.removeprefix("trust_")]}
     kwargs = {"trust_grpo": trust, "adv_estimator": "trust_grpo", "max_failure_rate": 0.5, "rm_endpoint": None}
     return TrustSampler(sampler_kwargs=OmegaConf.create(kwargs), **common)
@@ -104,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         )
         uids = fill(args.groups, args.tokens)
-        names = ["verl", *(f"trust_{m}" for m in MODES)]
+        names = ["verl", *(f"trust_{m}" for m in MODES), "tq_floor"]
         samplers = {name: build(name) for name in names}
         wall = {name: [] for name in names}
         for _ in range(args.runs + 1):  # the first round warms up and is dropped
