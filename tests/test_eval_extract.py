@@ -225,3 +225,21 @@ def test_client_retries_rate_limits_and_dropped_connections(fake_judge):
     assert (first.text, first.attempts) == ("C", 3)  # 429, dropped connection, then the reply
     assert second.text is None and second.attempts == 1 and second.error.startswith("HTTP 400")
     assert (stats.requests, stats.attempts, stats.retries, stats.failures) == (2, 4, 2, 1)
+
+
+def test_report_on_a_dump_from_before_decided_by(data, tmp_path, fake_judge):
+    """A dump written before compute_score returned ``decided_by``/``answer``: with the prepared rows the rules are
+    rerun on each response, so the same rows reach the model and the same numbers come out."""
+    write_verl_dump = _by_path("test_eval_report.py", "sophiavl_tests_eval_report_module").write_verl_dump
+    fake_judge.default = ("script", script)
+    path = write_verl_dump(tmp_path / "dump", data, RESPONSES)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in o.items() if k not in ("decided_by", "answer")}) + "\n"
+                            for o in lines))  # fmt: skip
+    out = tmp_path / "report.json"
+    argv = ["--dump", str(path), "--data", str(data), "--out", str(out), "--extract-url", fake_judge.base_url,
+            "--extract-model", "judge-x", "--extract-retries", "1"]  # fmt: skip
+    assert report_cli.main(argv) == 0
+    check_report(json.loads(out.read_text()), "rules+model:judge-x")
+    rows = read_rows(tmp_path / "rows.jsonl")
+    assert rows[("mmstar", "1")]["answer"] == "C" and rows[("mathvista", "3")]["decided_by"] == "rule"
