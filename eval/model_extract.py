@@ -34,7 +34,7 @@ from sophiavl.eval.benchmarks.mme import yes_no
 from sophiavl.eval.choices import LETTERS
 from sophiavl.eval.extract_client import ExtractClient
 from sophiavl.eval.extract_prompts import choice_prompt, judge_prompt, mathvista_prompt, read_judgement, yes_no_prompt
-from sophiavl.eval.option_rules import NO_OPTION, vlmeval_choice
+from sophiavl.eval.option_rules import vlmeval_choice
 
 #: benchmarks whose undecided rows a model may decide (ChartQA: VLMEvalKit's rule alone)
 MODEL_BENCHMARKS = ("mathvista", "mathverse", "mmmu", "mme", "mmbench", "mmstar")
@@ -106,9 +106,7 @@ def prompt_and_reader(case: Case) -> tuple[str, Any]:
             options, accepted = {"A": gold, "B": OTHER_ANSWERS}, ["A"]
 
         def read_choice(reply: str):
-            letter = vlmeval_choice(reply, options)
-            if letter is None and reply.strip().upper().strip(".") == NO_OPTION:
-                letter = NO_OPTION
+            letter = vlmeval_choice(reply, options)  # a lone "Z" reads as NO_OPTION: decided, wrong
             return None if letter is None else (letter in accepted, letter)
 
         return choice_prompt(question, options, case.answer), read_choice

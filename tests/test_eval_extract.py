@@ -243,3 +243,20 @@ def test_report_on_a_dump_from_before_decided_by(data, tmp_path, fake_judge):
     check_report(json.loads(out.read_text()), "rules+model:judge-x")
     rows = read_rows(tmp_path / "rows.jsonl")
     assert rows[("mmstar", "1")]["answer"] == "C" and rows[("mathvista", "3")]["decided_by"] == "rule"
+
+
+def test_replies_are_read_like_vlmevalkit_reads_them():
+    from sophiavl.eval.model_extract import Case, prompt_and_reader
+
+    mc = {"problem_type": "multiple choice", "n_options": 3, "options": ["dog", "cat", "bird"], "question": "Which?"}
+    prompt, read = prompt_and_reader(Case("mmbench", "a feline", "B", mc))
+    assert prompt.endswith("Question: Which?\nOptions: A. dog B. cat C. bird\nAnswer: a feline\nYour reply:")
+    assert read("B") == (True, "B") and read("The answer is (C).") == (False, "C")
+    assert read("Z") == (False, "Z")  # the model says: no option (decided, wrong)
+    assert read("B or C") is None  # two letters: unreadable, asked again
+    _, read_mme = prompt_and_reader(Case("mme", "hmm", "No", {"question": "Is it red?"}))
+    assert read_mme("No.") == (True, "no") and read_mme("Unknown") == (False, "unknown") and read_mme("?") is None
+    _, read_mv = prompt_and_reader(Case("mathvista", "twelve", "12", {"answer_type": "integer", "question": "q"}))
+    assert read_mv("12") == (True, "12") and read_mv("  ") is None
+    with pytest.raises(ValueError, match="no model decides chartqa"):
+        prompt_and_reader(Case("chartqa", "x", "1", {}))
