@@ -75,6 +75,9 @@ def read_dump(
                     "(use +recipe=sophiavl_eval)"
                 )
             key = (str(obj["benchmark"]), str(obj["id"]))
+            decided_by = obj.get("decided_by") or "rule"
+            if decided_by not in ("rule", "none"):
+                raise ValueError(f"{path}:{n}: decided_by {decided_by!r} is not 'rule' or 'none'")
             if key in rows:
                 raise ValueError(
                     f"{path}:{n}: a second generation of {key[0]} id {key[1]}; the report scores one generation per "
@@ -89,13 +92,13 @@ def read_dump(
                 version=obj.get("version") or None,
                 category=obj.get("category") or None,
                 subcategory=obj.get("subcategory") or None,
-                decided_by=obj.get("decided_by") or "rule",
+                decided_by=decided_by,
                 audit={
                     "extracted": obj.get("pred"),
                     "answer": obj.get("answer") or None,
                     "gold": obj.get("gts"),
                     "gold_all": [str(obj.get("gts"))],
-                },  # fmt: skip
+                },
             )
             if outputs is not None:
                 outputs[key] = str(obj.get("output") or "")
