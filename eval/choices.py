@@ -1,9 +1,13 @@
 """Which option a multiple-choice answer names: deterministic rules, never a random fallback.
 
+Used by MathVista and MathVerse, whose official scorers leave this step to a GPT extractor; MMBench, MMStar and
+MMMU follow their own official rules instead (:mod:`sophiavl.eval.option_rules`).
+
 :func:`pick_option` reads the extracted answer text (see :mod:`sophiavl.eval.extract`) and tries, in order:
 
 1. the whole text is one option letter in a usual form (``B``, ``(B)``, ``B.``, ``B) 40``, ``\\text{B}``...);
-2. the whole text equals one option's text (case and surrounding punctuation ignored);
+2. the whole text equals an option's text (case and surrounding punctuation ignored; options sharing that text are
+   the same answer, the first is taken);
 3. a letter in parentheses, ``(B)``;
 4. a letter followed by ``.``, ``)`` or ``:``, ``B.``;
 5. a capital letter standing alone, ``the answer is B``;
@@ -72,7 +76,7 @@ def pick_option(answer: str, n_options: int, option_texts: list[str] | None = No
     texts = [normalise_text(t) for t in (option_texts or [])][: len(valid)]
     norm = normalise_text(text)
     exact = [valid[i] for i, t in enumerate(texts) if t and t == norm]
-    if len(exact) == 1:
+    if exact:
         return exact[0]
     for pattern in (_PAREN, _PUNCT, _ALONE):
         found = [(m.start(), m.group(1)) for m in pattern.finditer(text) if m.group(1) in valid]

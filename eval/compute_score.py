@@ -30,13 +30,16 @@ def score_response(response: str, ground_truth: Any, extra_info: Mapping[str, An
         raise ValueError("extra_info has no 'benchmark': the row was not prepared by sophiavl.eval.prepare")
     bench = get(str(name))
     extracted = extract_answer(response or "")
-    correct = float(bench.score(extracted.text, str(ground_truth), extra_info))
+    verdict = bench.verdict(extracted.text, str(ground_truth), extra_info)
+    correct = float(verdict.correct)
     out: dict[str, Any] = {
         "score": correct,
         "acc": correct,
         "answer_format": 1.0 if uses_answer_format(response or "") else 0.0,
         "pred": extracted.text[:MAX_PRED_CHARS],
         "pred_source": extracted.source,
+        "answer": (verdict.answer or "")[:MAX_PRED_CHARS],
+        "decided_by": "rule" if verdict.decided else "none",
     }
     for key in ECHO_KEYS:
         value = extra_info.get(key)

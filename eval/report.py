@@ -8,7 +8,12 @@ verl writes one JSON line per generation with ``input``, ``output``, ``gts``, ``
 key the reward function returned; :mod:`sophiavl.eval.compute_score` returns ``acc``, ``answer_format`` and the
 row's ``benchmark``, ``id`` and grouping keys, which is all the aggregation needs. With ``--data`` (the folder of
 the prepared parquet files the run evaluated) rows that have no line in the dump are counted as wrong and reported
-as ``missing``. Writes ``report.json`` and prints the markdown table.
+as ``missing``. Writes ``report.json``, ``rows.jsonl`` beside it (one line per row: how it was scored) and prints
+the markdown table.
+
+With ``--extract-url URL [--extract-model NAME]`` (needs ``--data``) the rows the rules left undecided
+(``decided_by`` ``none`` in the dump) go to that OpenAI-compatible server with their response (the dump's
+``output``); see :mod:`sophiavl.eval.model_extract`.
 """
 
 from __future__ import annotations
@@ -16,10 +21,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sophiavl.eval.benchmarks import ScoredRow
-from sophiavl.eval.results import build_report, load_prepared, markdown_table, missing_row, write_report
+from sophiavl.eval.compute_score import score_response
+from sophiavl.eval.extract import extract_answer
+from sophiavl.eval.model_extract import Case, add_extract_args, client_from_args, extract_with_model
+from sophiavl.eval.results import (
+    audit,
+    build_report,
+    load_prepared,
+    markdown_table,
+    missing_row,
+    write_report,
+    write_rows,
+)
 
 #: keys a dump line must carry (returned by sophiavl.eval.compute_score)
 REQUIRED = ("benchmark", "id", "acc", "answer_format")
@@ -37,10 +54,14 @@ def dump_file(dump: Path | str) -> Path:
     return max(steps, key=lambda p: int(p.stem))
 
 
-def read_dump(path: Path | str) -> list[ScoredRow]:
-    """The scored rows of one dump file. ``ValueError`` for a line without the keys of :data:`REQUIRED` (a run
-    scored by another reward function) or for two generations of the same row (``val_kwargs.n`` > 1: the paper's
-    numbers are greedy, one generation per row)."""
+def read_dump(
+    path: Path | str, outputs: dict[tuple[str, str], str] | None = None, legacy: set[tuple[str, str]] | None = None
+) -> list[ScoredRow]:
+    """The scored rows of one dump file; with ``outputs`` given, each row's response (``output``) is stored in it;
+    with ``legacy`` given, the keys of lines written before ``compute_score`` returned ``decided_by`` are added to it
+    (their ``decided_by`` reads ``rule``). ``ValueError`` for a line without the keys
+    of :data:`REQUIRED` (a run scored by another reward function) or for two generations of the same row
+    (``val_kwargs.n`` > 1: the paper's numbers are greedy, one generation per row)."""
     rows: dict[tuple[str, str], ScoredRow] = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -54,6 +75,9 @@ def read_dump(path: Path | str) -> list[ScoredRow]:
                     "(use +recipe=sophiavl_eval)"
                 )
             key = (str(obj["benchmark"]), str(obj["id"]))
+            decided_by = obj.get("decided_by") or "rule"
+            if decided_by not in ("rule", "none"):
+                raise ValueError(f"{path}:{n}: decided_by {decided_by!r} is not 'rule' or 'none'")
             if key in rows:
                 raise ValueError(
                     f"{path}:{n}: a second generation of {key[0]} id {key[1]}; the report scores one generation per "
@@ -68,15 +92,33 @@ def read_dump(path: Path | str) -> list[ScoredRow]:
                 version=obj.get("version") or None,
                 category=obj.get("category") or None,
                 subcategory=obj.get("subcategory") or None,
+                decided_by=decided_by,
+                audit={
+                    "extracted": obj.get("pred"),
+                    "answer": obj.get("answer") or None,
+                    "gold": obj.get("gts"),
+                    "gold_all": [str(obj.get("gts"))],
+                },
             )
+            if outputs is not None:
+                outputs[key] = str(obj.get("output") or "")
+            if legacy is not None and "decided_by" not in obj:
+                legacy.add(key)
     return list(rows.values())
 
 
-def report_from_dump(dump: Path | str, data: Path | str | None = None) -> dict:
-    """The report dict of a dump (see the module docstring); with ``data``, the prepared rows of the benchmarks in
-    the dump that have no line count as missing, and lines of rows not in ``data`` raise ``ValueError``."""
+def report_from_dump(dump: Path | str, data: Path | str | None = None, client=None) -> tuple[dict, list[ScoredRow]]:
+    """The report dict of a dump (see the module docstring) and its scored rows; with ``data``, the prepared rows of
+    the benchmarks in the dump that have no line count as missing, each row's accepted golds come from the prepared
+    file, and lines of rows not in ``data`` raise ``ValueError``. ``client`` (needs ``data``): the rows the rules
+    left undecided go to that model."""
     path = dump_file(dump)
-    rows = read_dump(path)
+    outputs: dict[tuple[str, str], str] = {}
+    legacy: set[tuple[str, str]] = set()
+    rows = read_dump(path, outputs, legacy)
+    protocol = "rules"
+    if client is not None and data is None:
+        raise ValueError("--extract-url needs --data (the prepared rows give the model the question and options)")
     if data is not None:
         names = sorted({r.benchmark for r in rows})
         prepared = load_prepared(data, names)
@@ -84,10 +126,29 @@ def report_from_dump(dump: Path | str, data: Path | str | None = None) -> dict:
         stray = sorted(seen - set(prepared))
         if stray:
             raise ValueError(f"{len(stray)} dump rows are not in {data}: {stray[:5]}")
-        rows += [missing_row(k, v["extra_info"]) for k, v in prepared.items() if k not in seen]
-    return build_report(
-        rows, {"kind": "verl validation dump", "dump": str(path), "data": None if data is None else str(data)}
-    )
+        rows = [_with_prepared(r, prepared[(r.benchmark, r.id)], outputs[(r.benchmark, r.id)], legacy) for r in rows]
+        rows += [missing_row(k, v["extra_info"], v["ground_truth"]) for k, v in prepared.items() if k not in seen]
+        if client is not None:
+            cases = {k: _case(k, outputs[k], prepared[k]) for k in outputs}
+            rows, model = extract_with_model(rows, cases, client)
+            protocol = f"rules+model:{model}"
+    source = {"kind": "verl validation dump", "dump": str(path), "data": None if data is None else str(data)}
+    return build_report(rows, source, protocol), rows
+
+
+def _case(key: tuple[str, str], output: str, prepared: dict) -> Case:
+    return Case(key[0], extract_answer(output).text, str(prepared["ground_truth"]), prepared["extra_info"])
+
+
+def _with_prepared(row: ScoredRow, prepared: dict, output: str, legacy: set[tuple[str, str]]) -> ScoredRow:
+    """``row`` with the audit's golds from the prepared row; for a line written before ``decided_by`` existed, the
+    rules' reading (``answer``, ``decided_by``) recomputed from its response."""
+    golds = audit(prepared["extra_info"], prepared["ground_truth"], None, None)["gold_all"]
+    new_audit = dict(row.audit or {}) | {"gold_all": golds}
+    if (row.benchmark, row.id) not in legacy:
+        return replace(row, audit=new_audit)
+    s = score_response(output, prepared["ground_truth"], prepared["extra_info"])
+    return replace(row, decided_by=s["decided_by"], audit=new_audit | {"answer": s["answer"] or None})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", required=True, help="trainer.validation_data_dir of the run, or one <step>.jsonl")
     parser.add_argument("--out", required=True, help="report.json to write")
     parser.add_argument("--data", help="prepared parquet folder: count rows absent from the dump as missing")
+    add_extract_args(parser)
     args = parser.parse_args(argv)
     try:
-        report = report_from_dump(args.dump, args.data)
-    except (ValueError, FileNotFoundError) as e:
+        report, rows = report_from_dump(args.dump, args.data, client_from_args(args))
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_report(report, args.out)
+    write_rows(rows, Path(args.out).with_name("rows.jsonl"))
     print(markdown_table(report))
     return 0
 

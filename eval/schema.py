@@ -46,6 +46,7 @@ EXTRA_FIELDS = [
     ("category", pa.string()),  # for sub-scores: MME/MMBench/MMStar category, MMMU subject, MathVista task
     ("subcategory", pa.string()),  # MMBench/MMStar l2 category, MMMU subfield, MathVista skills joined by "|"
     ("question", pa.string()),
+    ("judge_question", pa.string()),  # the question an extraction model sees (MathVerse: question_for_eval)
 ]
 _EXTRA = pa.struct(EXTRA_FIELDS)
 
@@ -86,6 +87,7 @@ class EvalItem:
     version: str | None = None
     category: str | None = None
     subcategory: str | None = None
+    judge_question: str | None = None
 
 
 def user_content(item: EvalItem) -> str:
@@ -141,5 +143,6 @@ def make_row(item: EvalItem, benchmark: str, split: str, index: int, min_pixels:
             "category": item.category,
             "subcategory": item.subcategory,
             "question": item.question,
+            "judge_question": item.judge_question,
         },
     }

@@ -6,7 +6,12 @@
 as in the prepared row's ``extra_info.id``; numbers are accepted and compared as text). Every prepared row of each
 benchmark named in the predictions (or of ``--benchmarks``) is scored; a row without a prediction counts as wrong
 and is reported under ``missing``. A prediction for a row that was not prepared, or a second prediction for the
-same row, is an error (exit status 2). Writes ``report.json`` and prints the markdown table.
+same row, is an error (exit status 2). Writes ``report.json``, ``rows.jsonl`` beside it (one line per row: how it was
+scored) and prints the markdown table.
+
+With ``--extract-url URL [--extract-model NAME]`` the rows the rules cannot decide go to that OpenAI-compatible
+server (:mod:`sophiavl.eval.model_extract`); ``score`` is then the number under that protocol and ``rule_score`` the
+rules-only one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,17 @@ from pathlib import Path
 
 from sophiavl.eval.benchmarks import ScoredRow
 from sophiavl.eval.compute_score import score_response
-from sophiavl.eval.results import build_report, load_prepared, markdown_table, missing_row, write_report
+from sophiavl.eval.extract import extract_answer
+from sophiavl.eval.model_extract import Case, add_extract_args, client_from_args, extract_with_model
+from sophiavl.eval.results import (
+    audit,
+    build_report,
+    load_prepared,
+    markdown_table,
+    missing_row,
+    write_report,
+    write_rows,
+)
 
 
 def read_predictions(path: Path | str) -> dict[tuple[str, str], str]:
@@ -42,10 +57,12 @@ def read_predictions(path: Path | str) -> dict[tuple[str, str], str]:
 
 
 def score_predictions(
-    data: Path | str, predictions: dict[tuple[str, str], str], benchmarks: list[str] | None = None
-) -> list[ScoredRow]:
+    data: Path | str, predictions: dict[tuple[str, str], str], benchmarks: list[str] | None = None, client=None
+) -> tuple[list[ScoredRow], str]:
     """Scores every prepared row of the benchmarks (default: those named in ``predictions``) with its prediction;
-    rows without one become missing (wrong). ``ValueError`` for predictions of rows that were not prepared."""
+    rows without one become missing (wrong). With ``client`` (an :class:`~sophiavl.eval.extract_client.ExtractClient`)
+    the rows the rules leave undecided go to the model. Returns the rows and the protocol (``rules`` or
+    ``rules+model:NAME``). ``ValueError`` for predictions of rows that were not prepared."""
     names = benchmarks or sorted({b for b, _ in predictions})
     prepared = load_prepared(data, names)
     unknown = sorted(k for k in predictions if k not in prepared)
@@ -55,7 +72,7 @@ def score_predictions(
     rows = []
     for key, row in prepared.items():
         if key not in predictions:
-            rows.append(missing_row(key, row["extra_info"]))
+            rows.append(missing_row(key, row["extra_info"], row["ground_truth"]))
             continue
         s = score_response(predictions[key], row["ground_truth"], row["extra_info"])
         rows.append(
@@ -68,9 +85,18 @@ def score_predictions(
                 version=s["version"] or None,
                 category=s["category"] or None,
                 subcategory=s["subcategory"] or None,
+                decided_by=s["decided_by"],
+                audit=audit(row["extra_info"], row["ground_truth"], s["pred"], s["answer"]),
             )
         )
-    return rows
+    if client is None:
+        return rows, "rules"
+    cases = {
+        k: Case(k[0], extract_answer(predictions[k]).text, str(prepared[k]["ground_truth"]), prepared[k]["extra_info"])
+        for k in predictions
+    }
+    rows, model = extract_with_model(rows, cases, client)
+    return rows, f"rules+model:{model}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,14 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictions", required=True, help="JSON lines: {benchmark, id, response}")
     parser.add_argument("--out", required=True, help="report.json to write")
     parser.add_argument("--benchmarks", nargs="*", help="benchmarks to report (default: those predicted)")
+    add_extract_args(parser)
     args = parser.parse_args(argv)
     try:
-        rows = score_predictions(args.data, read_predictions(args.predictions), args.benchmarks)
-    except (ValueError, FileNotFoundError) as e:
+        client = client_from_args(args)
+        rows, protocol = score_predictions(args.data, read_predictions(args.predictions), args.benchmarks, client)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = build_report(rows, {"kind": "predictions", "predictions": str(args.predictions), "data": args.data})
+    source = {"kind": "predictions", "predictions": str(args.predictions), "data": args.data}
+    report = build_report(rows, source, protocol)
     write_report(report, args.out)
+    write_rows(rows, Path(args.out).with_name("rows.jsonl"))
     print(markdown_table(report))
     return 0
 

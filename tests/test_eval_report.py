@@ -57,11 +57,11 @@ RESPONSES = {
     ("mmbench", "2"): tagged("B"),  # group 2 right ...
     ("mmbench", "1000002"): tagged("B"),  # ... but its copy wrong (gold A) -> circular 1/2 = 50, rows 3/4
     ("mmstar", "0"): tagged("A"),  # 1
-    ("mmstar", "1"): tagged("5"),  # 0: letters only
-    ("mmstar", "2"): tagged("B"),  # 1 -> 66.67
+    ("mmstar", "1"): tagged("5"),  # 1: "5" is the text of option C (VLMEvalKit's can_infer), the gold
+    ("mmstar", "2"): tagged("B"),  # 1 -> 100
 }
 WANT = {"mathvista": 200 / 3, "mathverse": 50.0, "mmmu": 200 / 3, "mme": 250.0, "chartqa": 200 / 3,
-        "mmbench": 50.0, "mmstar": 200 / 3}  # fmt: skip
+        "mmbench": 50.0, "mmstar": 100.0}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_report_from_verl_dump(data, tmp_path, capsys):
     check(json.loads(out.read_text()))
     assert "| mmbench | 50.0 |" in capsys.readouterr().out
     # without --data the missing MathVista row is not known: 2 of 2 answered
-    alone = report_cli.report_from_dump(dump)
+    alone, _ = report_cli.report_from_dump(dump)
     assert alone["benchmarks"]["mathvista"]["score"] == 100.0 and alone["benchmarks"]["mathvista"]["n"] == 2
 
 

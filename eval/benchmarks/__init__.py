@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sophiavl.eval.benchmarks import chartqa, mathverse, mathvista, mmbench, mme, mmmu, mmstar
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow
+from sophiavl.eval.benchmarks.base import DECIDED_BY, Aggregate, Benchmark, Rejected, ScoredRow, Verdict
 
 #: name -> benchmark, in the paper's table order
 BENCHMARKS: dict[str, Benchmark] = {
@@ -19,4 +19,4 @@ def get(name: str) -> Benchmark:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
 
 
-__all__ = ["BENCHMARKS", "Aggregate", "Benchmark", "Rejected", "ScoredRow", "get"]
+__all__ = ["BENCHMARKS", "DECIDED_BY", "Aggregate", "Benchmark", "Rejected", "ScoredRow", "Verdict", "get"]

@@ -34,11 +34,29 @@ class Rejected(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
+#: how a row's verdict was reached: by the rules, by the extraction model, or by nothing (no answer found: wrong)
+DECIDED_BY = ("rule", "model", "none")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A rule's verdict on one answer: ``correct``; ``answer`` the normalised answer it compared (an option letter,
+    a number, the text), ``None`` when it found none; ``decided`` whether the rules reached a verdict they trust
+    (``False``: no answer found, or a free-form answer they cannot match; such a row is wrong under the rules and is
+    the one a model may decide, see :mod:`sophiavl.eval.model_extract`)."""
+
+    correct: bool
+    answer: str | None
+    decided: bool
+
+
 @dataclass(frozen=True)
 class ScoredRow:
-    """One prepared row after scoring: ``correct`` in {0.0, 1.0}; ``answer_format`` whether the response used
-    ``<answer>`` tags; ``missing`` when no response was found for it (then ``correct`` is 0). The other fields are
-    the row's ``extra_info`` grouping keys (``None`` where the benchmark has none)."""
+    """One prepared row after scoring: ``correct`` in {0.0, 1.0} under the protocol used; ``rule_correct`` the
+    rules-only verdict (``None``: the same as ``correct``); ``decided_by`` one of :data:`DECIDED_BY`;
+    ``answer_format`` whether the response used ``<answer>`` tags; ``missing`` when no response was found for it
+    (then ``correct`` is 0). ``group`` .. ``subcategory`` are the row's ``extra_info`` grouping keys (``None`` where
+    the benchmark has none); ``audit`` holds what ``rows.jsonl`` shows of it (extracted answer, gold, model reply)."""
 
     benchmark: str
     id: str
@@ -49,6 +67,14 @@ class ScoredRow:
     version: str | None = None
     category: str | None = None
     subcategory: str | None = None
+    rule_correct: float | None = None
+    decided_by: str = "rule"
+    audit: dict | None = None
+
+    @property
+    def rules_only(self) -> float:
+        """The rules-only verdict (``correct`` when no model changed it)."""
+        return self.correct if self.rule_correct is None else self.rule_correct
 
 
 @dataclass(frozen=True)
@@ -67,8 +93,8 @@ class Benchmark:
 
     ``id_column`` is ``None`` when the benchmark has no unique id (the row's position in the split is used).
     ``convert(row)`` returns an :class:`EvalItem` whose ``id`` may be empty (filled by the caller) or raises
-    :class:`Rejected`. ``score(answer, ground_truth, extra_info)`` takes the extracted answer text and returns 0.0
-    or 1.0. ``aggregate(rows)`` turns the benchmark's scored rows into an :class:`Aggregate`.
+    :class:`Rejected`. ``verdict(answer, ground_truth, extra_info)`` takes the extracted answer text and returns a
+    :class:`Verdict`. ``aggregate(rows)`` turns the benchmark's scored rows into an :class:`Aggregate`.
     """
 
     name: str
@@ -77,9 +103,20 @@ class Benchmark:
     split: str
     id_column: str | None
     convert: Callable[[Mapping[str, Any]], EvalItem]
-    score: Callable[[str, str, Mapping[str, Any]], float]
+    verdict: Callable[[str, str, Mapping[str, Any]], Verdict]
     aggregate: Callable[[list[ScoredRow]], Aggregate]
     how: str  # one sentence: how the headline number is computed
+
+    def score(self, answer: str, ground_truth: str, extra_info: Mapping[str, Any]) -> float:
+        """1.0 when the rules find ``answer`` right, else 0.0."""
+        return float(self.verdict(answer, ground_truth, extra_info).correct)
+
+
+def choice_verdict(letter: str | None, accepted: list[str]) -> Verdict:
+    """The verdict on a multiple-choice answer whose option a rule read as ``letter`` (``None``: no option found,
+    undecided and wrong; ``"Z"``: the answer names no option, decided and wrong): right when it is one of
+    ``accepted``."""
+    return Verdict(letter is not None and letter in accepted, letter, letter is not None)
 
 
 def image_bytes(value: Any, column: str) -> bytes:

@@ -1,7 +1,8 @@
 """ChartQA test (``HuggingFaceM4/ChartQA``: ``query``, ``label`` list, ``human_or_machine``; or ``lmms-lab/ChartQA``:
 ``question``, ``answer``, ``type``): 2,500 rows, no ids (the row's position in the split is its id).
 
-Scoring: **relaxed accuracy**, ChartQA's official metric (:func:`relaxed_correct`), best over the gold labels.
+Scoring: **relaxed accuracy**, ChartQA's official metric (:func:`relaxed_correct`), best over the gold labels. No
+model is ever asked (VLMEvalKit scores ChartQA by this rule alone): a non-empty answer is always decided.
 Aggregation: accuracy (%) over all rows (human and augmented together, as the paper reports it), with the two parts
 as ``part/human`` and ``part/augmented``.
 """
@@ -11,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, category_accuracy, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    Verdict,
+    category_accuracy,
+    image_bytes,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.schema import EvalItem
 
@@ -70,9 +79,16 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
     )
 
 
-def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
+def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict:
+    """Right when :func:`relaxed_correct` holds for one of the gold labels; decided whenever the answer is not
+    empty."""
     labels = list(extra.get("answers") or [ground_truth])
-    return float(any(relaxed_correct(answer, label) for label in labels))
+    text = answer.strip()
+    return Verdict(any(relaxed_correct(text, label) for label in labels), text or None, bool(text))
+
+
+def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
@@ -86,7 +102,7 @@ BENCHMARK = Benchmark(
     split="test",
     id_column=None,
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
     how="relaxed accuracy (%): numbers within 5 % of a gold label, else case-insensitive exact match",
 )

@@ -8,12 +8,18 @@ the question itself is in the image); gold = ``answer``. Scoring:
 * ``free-form``: math-verify equivalence (:func:`sophiavl.rewards.outcome_scorers.numerical_score`), else equal
   normalised text.
 
-This is a **rule-based lower bound** of the official score: the paper's 48.8 comes from VLMEvalKit's two-stage
-gpt-4o-mini judge (extract, then judge equivalence), which also accepts answers rules cannot read (units, words,
-equivalent forms math-verify misses); one public comparison found 49.0 with rules against 55.1 with the judge.
+Rules decide a multiple-choice row when they find an option letter, and a free-form row only when they find it
+right (they cannot rule out an equivalent form they do not know); the rest is undecided and goes to a model under
+``--extract-url`` (:mod:`sophiavl.eval.model_extract`, which judges equivalence as VLMEvalKit's second stage does).
 
-Aggregation: accuracy (%) per ``problem_version``; the headline is the mean over the versions present (the paper's
-"AVG" of Text Dominant, Text Lite, Vision Intensive, Vision Dominant, Vision Only).
+Without a model this is a **rule-based lower bound** of the official score: the paper's 48.8 comes from
+VLMEvalKit's two-stage gpt-4o-mini judge (extract, then judge equivalence), which also accepts answers rules cannot
+read (units, words, equivalent forms math-verify misses); one public comparison found 49.0 with rules against 55.1
+with the judge.
+
+Aggregation: the headline is right / total over all rows, the official "Acc" (``evaluation/score_answer_s2.py`` of
+``ZrrSkywalker/MathVerse``); on the full testmini, with 788 rows per version, it equals the paper's "AVG" (the mean
+of the five versions). Each version's accuracy is kept as ``version/<name>``, their mean as ``mean_of_versions``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    Verdict,
+    accuracy,
+    accuracy_by,
+    choice_verdict,
+    image_bytes,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.schema import EvalItem
@@ -52,6 +68,7 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
         version=cell(row, "problem_version") or None,
         category=str(meta.get("subject") or "") or None,
         subcategory=str(meta.get("subfield") or "") or None,
+        judge_question=cell(row, "question_for_eval") or None,
     )
     if qtype == "multi-choice":
         letter = answer.strip("() .").upper()
@@ -69,20 +86,26 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
     return EvalItem(ground_truth=answer, problem_type="expression", **common)
 
 
+def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict:
+    """The rules' verdict (module docstring)."""
+    if extra.get("problem_type") == "multiple choice":
+        return choice_verdict(pick_option(answer, int(extra["n_options"])), [ground_truth])
+    if numerical_score(answer, ground_truth) == 1.0:
+        return Verdict(True, answer.strip(), True)
+    same = bool(normalise_text(answer)) and normalise_text(answer) == normalise_text(ground_truth)
+    return Verdict(same, answer.strip() or None, same)
+
+
 def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
     """1.0 when right (module docstring), else 0.0."""
-    if extra.get("problem_type") == "multiple choice":
-        return float(pick_option(answer, int(extra["n_options"])) == ground_truth)
-    if numerical_score(answer, ground_truth) == 1.0:
-        return 1.0
-    return float(bool(normalise_text(answer)) and normalise_text(answer) == normalise_text(ground_truth))
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
-    """Mean over versions of the per-version accuracy (%); each version's accuracy kept as ``version/<name>``."""
+    """Right / total (%) over all rows; each version's accuracy as ``version/<name>`` and their mean."""
     versions = accuracy_by(rows, lambda r: [r.version or "unknown"], prefix="version")
-    headline = sum(versions.values()) / len(versions) if versions else 0.0
-    return Aggregate(headline, "%", versions | {"overall_accuracy": accuracy(rows)})
+    mean = sum(versions.values()) / len(versions) if versions else 0.0
+    return Aggregate(accuracy(rows), "%", versions | {"mean_of_versions": mean})
 
 
 BENCHMARK = Benchmark(
@@ -92,8 +115,8 @@ BENCHMARK = Benchmark(
     split="testmini",
     id_column="sample_index",
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
-    how="mean over the 5 versions of accuracy (%); letters for multiple choice, math-verify for free-form "
-    "(a rule-based lower bound of the GPT-judged score)",
+    how="accuracy (%) over all rows (the official Acc; per version kept); letters for multiple choice, math-verify "
+    "for free-form (without a model, a lower bound of the GPT-judged score)",
 )

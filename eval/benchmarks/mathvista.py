@@ -1,17 +1,22 @@
 """MathVista testmini (``AI4Math/MathVista``): 1,000 rows, multiple choice and free-form.
 
 Conversion: the prompt text is the row's ``query`` (the benchmark's own question with its hint on the answer's form
-and, for multiple choice, its ``Choices``); the gold of a multiple-choice row is the letter of ``answer`` in
-``choices`` (the hub stores the option text). Scoring (the rules of the official post-check, deterministic):
+and, for multiple choice, its ``Choices``). The hub stores a multiple-choice gold as the option *text*, and several
+options can share it (MathVista's official scorer compares option texts): the gold letters (``extra_info.answers``)
+are every letter whose option text equals ``answer``; ``ground_truth`` is the first. Scoring (deterministic):
 
 * multiple choice: the option letter the answer names (:func:`sophiavl.eval.choices.pick_option`, which also takes
-  the exact option text) equals the gold letter;
+  an option's text) is one of the gold letters;
 * ``integer``: the answer's number (:func:`sophiavl.eval.numbers.answer_number`) equals the gold integer
-  (``3.0`` counts as 3; ``2.7`` does not count as 2);
+  (``3.0`` counts as 3; ``2.7`` does not count as 2, as in VLMEvalKit's post-check; the official
+  ``normalize_extracted_answer`` truncates it to 2);
 * ``float``: both written with the row's ``precision`` decimals are equal (``1.50`` = ``1.5`` at precision 1;
   ``1.54`` = ``1.5``; no precision: 2 decimals);
 * ``text``: equal after lower-casing and trimming white space and ``.,;:!``;
 * ``list``: the same numbers in the same order, else the same normalised text.
+
+A verdict is *decided* (see :class:`~sophiavl.eval.benchmarks.base.Verdict`) when an option or a number was found,
+or when a text or list answer matches; otherwise the rules found no answer they can judge.
 
 Aggregation: accuracy (%); sub-scores per task (``metadata.task``: TQA, MWP ...) and per skill (``metadata.skills``:
 SCI, ARI, LOG ...), as in the paper's Table 1.
@@ -22,7 +27,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, accuracy, accuracy_by, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    Verdict,
+    accuracy,
+    accuracy_by,
+    choice_verdict,
+    image_bytes,
+)
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.numbers import answer_number, numbers_in
@@ -52,14 +67,14 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
             raise Rejected("bad_options", f"choices={row.get('choices')!r}")
         if answer not in choices:
             raise Rejected("answer_not_an_option", f"answer {answer!r} is not one of {choices}")
-        letter = LETTERS[choices.index(answer)]
+        letters = [LETTERS[i] for i, c in enumerate(choices) if c == answer]
         return EvalItem(
-            ground_truth=letter,
+            ground_truth=letters[0],
             problem_type="multiple choice",
             options=choices,
             show_options=False,
             answer_type=cell(row, "answer_type") or "text",
-            answers=[letter],
+            answers=letters,
             **common,
         )
     if qtype != "free_form":
@@ -82,25 +97,33 @@ def _round(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
-def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
-    """1.0 when ``answer`` (the extracted text) is right for the row, else 0.0 (rules in the module docstring)."""
+def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict:
+    """The rules' verdict on ``answer`` (the extracted text) for the row (rules in the module docstring)."""
     if extra.get("problem_type") == "multiple choice":
-        return float(pick_option(answer, int(extra["n_options"]), list(extra.get("options") or [])) == ground_truth)
+        letter = pick_option(answer, int(extra["n_options"]), list(extra.get("options") or []))
+        return choice_verdict(letter, list(extra.get("answers") or [ground_truth]))
     atype = extra.get("answer_type")
     if atype in ("integer", "float"):
         pred, gold = answer_number(answer), answer_number(ground_truth)
         if pred is None or gold is None:
-            return 0.0
+            return Verdict(False, None, False)
         if atype == "integer":
-            return float(pred == gold)
+            return Verdict(pred == gold, f"{pred:g}", True)
         precision = extra.get("precision")
         decimals = int(precision) if precision is not None else 2
-        return float(_round(pred, decimals) == _round(gold, decimals))
+        return Verdict(_round(pred, decimals) == _round(gold, decimals), _round(pred, decimals), True)
     if atype == "list":
         gold_numbers = numbers_in(ground_truth)
         if gold_numbers:
-            return float(numbers_in(answer) == gold_numbers)
-    return float(normalise_text(answer) == normalise_text(ground_truth))
+            found = numbers_in(answer)
+            return Verdict(found == gold_numbers, str([f"{x:g}" for x in found]) if found else None, bool(found))
+    right = normalise_text(answer) == normalise_text(ground_truth)
+    return Verdict(right, normalise_text(answer) or None, right)
+
+
+def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
+    """1.0 when ``answer`` (the extracted text) is right for the row, else 0.0 (rules in the module docstring)."""
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
@@ -117,7 +140,7 @@ BENCHMARK = Benchmark(
     split="testmini",
     id_column="pid",
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
     how="accuracy (%) over testmini; option letters for multiple choice, numbers at the row's precision",
 )

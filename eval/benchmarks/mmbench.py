@@ -2,8 +2,9 @@
 whose ``index`` is 1,000,000 or more are rotated copies of question ``index % 1,000,000`` (circular evaluation).
 
 Conversion: ``Hint: <hint>`` (when there is one) before the question, the non-empty options ``A``..``D`` listed;
-gold = the ``answer`` letter; ``group`` = ``index % 1,000,000``. Scoring: the option letter the answer names
-(:func:`sophiavl.eval.choices.pick_option`, letters or the option's exact text) equals the gold. Aggregation:
+gold = the ``answer`` letter; ``group`` = ``index % 1,000,000``. Scoring: the option the answer names by VLMEvalKit's
+``can_infer`` (:func:`sophiavl.eval.option_rules.vlmeval_choice`: one letter standing alone, else one option's text
+inside the answer) equals the gold; no option found is undecided (wrong under the rules). Aggregation:
 **circular accuracy** (%), a question counts only when every copy in its group is right; per ``category`` as
 ``category/<name>`` (also circular); ``row_accuracy`` is the plain per-row accuracy.
 """
@@ -18,14 +19,17 @@ from sophiavl.eval.benchmarks.base import (
     Benchmark,
     Rejected,
     ScoredRow,
+    Verdict,
     accuracy,
     by_label,
+    choice_verdict,
     group_accuracy,
     groups_right,
     image_bytes,
 )
 from sophiavl.eval.benchmarks.base import text as cell
-from sophiavl.eval.choices import pick_option
+from sophiavl.eval.choices import LETTERS
+from sophiavl.eval.option_rules import vlmeval_choice
 from sophiavl.eval.schema import EvalItem
 
 CIRCULAR_MODULUS = 1_000_000
@@ -66,8 +70,20 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
     )
 
 
+def option_map(extra: Mapping[str, Any]) -> dict[str, str]:
+    """Letter -> option text of a prepared multiple-choice row (``""`` for texts it does not keep)."""
+    texts = list(extra.get("options") or [])
+    n = int(extra["n_options"])
+    return {LETTERS[i]: (str(texts[i]) if i < len(texts) else "") for i in range(n)}
+
+
+def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict:
+    """VLMEvalKit's ``can_infer`` reading of ``answer`` against the gold letter (module docstring)."""
+    return choice_verdict(vlmeval_choice(answer, option_map(extra)), [ground_truth])
+
+
 def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
-    return float(pick_option(answer, int(extra["n_options"]), list(extra.get("options") or [])) == ground_truth)
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
@@ -85,7 +101,7 @@ BENCHMARK = Benchmark(
     split="dev",
     id_column="index",
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
     how="circular accuracy (%): a question counts when all its rotated copies (index % 1,000,000) are right",
 )

@@ -2,9 +2,10 @@
 
 Conversion: question as given (it ends with "Please answer yes or no."); gold = ``Yes``/``No``; ``group`` = the
 ``question_id`` (the image); no ids (the row's position is its id). Scoring: :func:`yes_no` of the answer equals the
-gold. Aggregation, as MME defines it: per subtask ``acc + acc+`` (both in %: ``acc`` over questions, ``acc+`` the
-share of images whose questions are all right), summed over the 10 perception subtasks (max 2000) and the 4
-cognition subtasks (max 800); the headline is their total (max 2800).
+gold; decided when the answer says yes or no (else no answer, wrong). Aggregation, as MME defines it: per subtask
+``acc + acc+`` (both in %: ``acc`` over questions, ``acc+`` the share of images whose questions are all right),
+summed over the 10 perception subtasks (max 2000) and the 4 cognition subtasks (max 800); the headline is their
+total (max 2800).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sophiavl.eval.benchmarks.base import (
     Benchmark,
     Rejected,
     ScoredRow,
+    Verdict,
     accuracy,
     group_accuracy,
     image_bytes,
@@ -62,8 +64,14 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
     )
 
 
+def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict:
+    """Right when :func:`yes_no` of the answer is the gold; undecided when it is neither."""
+    said = yes_no(answer)
+    return Verdict(said == ground_truth.strip().lower(), said, said is not None)
+
+
 def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
-    return float(yes_no(answer) == ground_truth.strip().lower())
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def subtask_score(rows: list[ScoredRow]) -> tuple[float, float]:
@@ -92,7 +100,7 @@ BENCHMARK = Benchmark(
     split="test",
     id_column=None,
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
     how="sum over subtasks of acc + acc+ (%; acc+ = images with both questions right): perception (10) + cognition (4)",
 )

@@ -6,10 +6,14 @@ references in the question and the options become ``<image>`` placeholders in or
 referenced go before the question). The subject is the middle of the id (``validation_Art_Theory_3`` ->
 ``Art_Theory``). Scoring, following the official MMMU rules:
 
-* multiple choice: the option letter the answer names equals the gold letter; an answer that names no option is
-  **wrong** (the official parser's random fallback is not used);
-* open: :func:`open_correct`, the official number/string normalisation: numbers compare rounded to 2 decimals; a
-  text gold counts when its lower-cased form is contained in a candidate answer.
+* multiple choice: the option :func:`sophiavl.eval.option_rules.mmmu_choice` reads (the official
+  ``parse_multi_choice_response`` order: ``(B)``, else `` B ``, else an option's text in an answer of more than 5
+  words; the last mentioned wins) equals the gold letter; an answer where the official parser would pick a random
+  letter is **undecided and wrong** (no random fallback);
+* open: :func:`open_correct`, the official ``parse_open_response`` and ``eval_open``: the key parts of the answer
+  and the numbers in them; numbers compare rounded to 2 decimals; a text gold counts when its lower-cased form
+  (padded with a space when it is one character) is contained in a lower-cased candidate. A match is decided; a
+  non-match is undecided (rules cannot rule out an equivalent answer; a model may decide it).
 
 Aggregation: accuracy (%); per subject as ``subject/<name>``.
 """
@@ -21,16 +25,31 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, category_accuracy, image_bytes
+from sophiavl.eval.benchmarks.base import (
+    Aggregate,
+    Benchmark,
+    Rejected,
+    ScoredRow,
+    Verdict,
+    category_accuracy,
+    choice_verdict,
+    image_bytes,
+)
 from sophiavl.eval.benchmarks.base import text as cell
-from sophiavl.eval.choices import LETTERS, pick_option
-from sophiavl.eval.numbers import numbers_in, to_float
+from sophiavl.eval.choices import LETTERS
+from sophiavl.eval.numbers import to_float
+from sophiavl.eval.option_rules import mmmu_choice
 from sophiavl.eval.schema import EvalItem
 
 N_IMAGE_COLUMNS = 7
 _REF = re.compile(r"<image (\d+)>")
 # words after which an open answer usually states its result (the official parser's indicators)
 _INDICATORS = ("could be ", "so ", "is ", "thus ", "therefore ", "final ", "answer ", "result ")
+_TRIVIAL = (":", ",", ".", "!", "?", ";", "'")
+# the official number patterns: with thousands commas, scientific notation, plain
+_WITH_COMMAS = re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b")
+_SCIENTIFIC = re.compile(r"-?\d+(?:\.\d+)?[eE][+-]?\d+")
+_PLAIN = re.compile(r"-?(?:\d+\.\d+|\.\d+|\d+\b)(?![eE][+-]?\d+)(?![,\d])")
 
 
 def _parse_options(raw: Any) -> list[str]:
@@ -111,44 +130,90 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
 
 
 def key_parts(response: str) -> list[str]:
-    """The parts of a longer answer that state its result: per sentence (split at ``.`` before a capital letter and at
-    newlines), the text after the last indicator word (``so``, ``is``, ``therefore``, ``answer`` ...; for the last
-    sentence also ``=``); the whole answer when no sentence has one."""
-    sentences = [s.strip() for s in re.split(r"\.\s(?=[A-Z])|\n", response.strip().strip(".")) if s.strip()]
+    """The parts of an open answer that state its result, as the official parser finds them: the answer is stripped,
+    stripped of ``.`` at both ends and lower-cased, then split into sentences at ``. `` before a capital letter or at
+    newlines (after lower-casing only newlines split, as in the official code); per sentence the shortest tail after
+    an indicator (``could be``, ``so``, ``is``, ``thus``, ``therefore``, ``final``, ``answer``, ``result``; for the
+    last sentence also ``=``), unless it is empty or one punctuation mark; the whole lower-cased answer when no
+    sentence has one."""
+    text = response.strip().strip(".").lower()
+    sentences = re.split(r"\.\s(?=[A-Z])|\n", text)
     parts = []
     for i, sentence in enumerate(sentences):
         indicators = _INDICATORS + (("=",) if i == len(sentences) - 1 else ())
-        best = None
+        shortest = None
         for word in indicators:
-            pos = sentence.lower().rfind(word)
-            if pos != -1 and (best is None or pos + len(word) > best):
-                best = pos + len(word)
-        if best is not None and sentence[best:].strip(" :.,"):
-            parts.append(sentence[best:].strip(" :.,"))
-    return parts or [response.strip()]
+            if word in sentence:
+                tail = sentence.split(word)[-1].strip()
+                if not shortest or len(tail) < len(shortest):
+                    shortest = tail
+        if shortest and shortest.strip() not in _TRIVIAL:
+            parts.append(shortest)
+    return parts or [text]
+
+
+def numbers_of(text: str) -> list[str]:
+    """The official ``extract_numbers``: numbers with thousands commas, then in scientific notation, then plain ones,
+    as written, each pattern on the whole text (``"1,000 and 2.5e3 or 7"`` -> ``["1,000", "2.5e3", "000", "2", "3",
+    "7"]``: the plain pattern also reads parts of the others, as the official code does)."""
+    return _WITH_COMMAS.findall(text) + _SCIENTIFIC.findall(text) + _PLAIN.findall(text)
+
+
+def normalise(text: str) -> list[float | str]:
+    """The official ``normalize_str``: a number (``float`` accepts it once commas are removed) becomes itself rounded
+    to 2 decimals; any other text its lower-cased form, and a one-character text ``[" x", "x "]`` (so that a lone
+    letter only matches a word)."""
+    text = text.strip()
+    try:
+        return [round(float(text.replace(",", "")), 2)]
+    except ValueError:
+        pass
+    text = text.lower()
+    return [" " + text, text + " "] if len(text) == 1 else [text]
+
+
+def open_candidates(response: str) -> list[float | str]:
+    """The official ``parse_open_response``: the key parts (:func:`key_parts`) and the numbers in them, each
+    normalised (:func:`normalise`), without duplicates."""
+    parts = key_parts(response)
+    raw = parts + [n for p in parts for n in numbers_of(p)]
+    out: list[float | str] = []
+    for item in raw:
+        for value in normalise(item):
+            if value not in out:
+                out.append(value)
+    return out
 
 
 def open_correct(answer: str, golds: list[str]) -> bool:
-    """MMMU's open-question rule: candidates are the key parts of ``answer`` (:func:`key_parts`) and every number in
-    them; a numeric gold is right when a candidate number equals it after rounding both to 2 decimals, a text gold
-    when its lower-cased, stripped form is contained in a lower-cased text candidate."""
-    parts = key_parts(answer)
-    numbers = {round(x, 2) for p in parts for x in numbers_in(p)}
-    texts = [p.lower() for p in parts]
-    for gold in golds:
-        value = to_float(gold)
-        if value is not None:
-            if round(value, 2) in numbers:
+    """The official ``eval_open``: right when a text candidate of ``answer`` (:func:`open_candidates`) contains a
+    normalised text gold, or a number candidate equals a normalised number gold."""
+    norm_golds = [g for gold in golds for g in normalise(gold)]
+    for pred in open_candidates(answer):
+        if isinstance(pred, str):
+            if any(isinstance(g, str) and g in pred for g in norm_golds):
                 return True
-        elif gold.strip().lower() and any(gold.strip().lower() in t for t in texts):
+        elif pred in [g for g in norm_golds if isinstance(g, float)]:
             return True
     return False
 
 
-def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
+def option_map(extra: Mapping[str, Any]) -> dict[str, str]:
+    """Letter -> option text of a prepared multiple-choice row."""
+    texts = list(extra.get("options") or [])
+    return {LETTERS[i]: (str(texts[i]) if i < len(texts) else "") for i in range(int(extra["n_options"]))}
+
+
+def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict:
+    """The official rules' verdict (module docstring)."""
     if extra.get("problem_type") == "multiple choice":
-        return float(pick_option(answer, int(extra["n_options"]), list(extra.get("options") or [])) == ground_truth)
-    return float(open_correct(answer, list(extra.get("answers") or [ground_truth])))
+        return choice_verdict(mmmu_choice(answer, option_map(extra)), [ground_truth])
+    right = open_correct(answer, list(extra.get("answers") or [ground_truth]))
+    return Verdict(right, " | ".join(key_parts(answer)) or None, right)
+
+
+def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
@@ -162,7 +227,7 @@ BENCHMARK = Benchmark(
     split="validation",
     id_column="id",
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
     how="accuracy (%) over validation; option letters (no random fallback), open answers by MMMU's normalisation",
 )

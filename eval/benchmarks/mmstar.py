@@ -1,7 +1,10 @@
 """MMStar (``Lin-Chen/MMStar``, split ``val``): 1,500 multiple-choice rows with their options inside the question.
 
-Conversion: the question as given (``Options: A: ..., B: ...`` included); gold = the ``answer`` letter. Scoring:
-the option letter the answer names (:func:`sophiavl.eval.choices.pick_option`, letters only) equals the gold.
+Conversion: the question as given (``Options: A: ..., B: ...`` included, so the prompt lists no options again);
+gold = the ``answer`` letter; the option texts are read out of the question
+(:func:`sophiavl.eval.option_rules.options_from_question`) into ``extra_info.options``. Scoring: the option the answer
+names by VLMEvalKit's ``can_infer`` (one letter standing alone, else one option's text inside the answer) equals the
+gold (:func:`sophiavl.eval.benchmarks.mmbench.verdict`).
 Aggregation: accuracy (%), per ``category`` as ``category/<name>``; no circular evaluation.
 """
 
@@ -13,7 +16,9 @@ from typing import Any
 
 from sophiavl.eval.benchmarks.base import Aggregate, Benchmark, Rejected, ScoredRow, category_accuracy, image_bytes
 from sophiavl.eval.benchmarks.base import text as cell
-from sophiavl.eval.choices import LETTERS, pick_option
+from sophiavl.eval.benchmarks.mmbench import verdict
+from sophiavl.eval.choices import LETTERS
+from sophiavl.eval.option_rules import options_from_question
 from sophiavl.eval.schema import EvalItem
 
 _LISTED = re.compile(r"(?<![A-Za-z])([A-H]):")
@@ -30,21 +35,23 @@ def convert(row: Mapping[str, Any]) -> EvalItem:
     answer = cell(row, "answer", reject_empty="missing_answer").upper()
     if len(answer) != 1 or answer not in LETTERS:
         raise Rejected("answer_not_an_option", f"answer {answer!r} is not an option letter")
+    n = n_options(question, answer)
     return EvalItem(
         id="",
         question=question,
         ground_truth=answer,
         problem_type="multiple choice",
         images=[image_bytes(row.get("image"), "image")],
+        options=options_from_question(question, n),
         show_options=False,
-        n_options=n_options(question, answer),
+        n_options=n,
         category=cell(row, "category") or None,
         subcategory=cell(row, "l2_category") or None,
     )
 
 
 def score(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> float:
-    return float(pick_option(answer, int(extra["n_options"])) == ground_truth)
+    return float(verdict(answer, ground_truth, extra).correct)
 
 
 def aggregate(rows: list[ScoredRow]) -> Aggregate:
@@ -58,7 +65,7 @@ BENCHMARK = Benchmark(
     split="val",
     id_column="index",
     convert=convert,
-    score=score,
+    verdict=verdict,
     aggregate=aggregate,
     how="accuracy (%) of the option letter",
 )

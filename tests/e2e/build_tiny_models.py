@@ -1,6 +1,7 @@
 """Builds the tiny, randomly initialised models of the CPU end-to-end run, offline (no model hub here).
 
-    python tests/e2e/build_tiny_models.py OUT_DIR [--text-only] [--warmup-rows TRAIN_PARQUET] [--judge-init-std S]
+    python tests/e2e/build_tiny_models.py OUT_DIR [--text-only] [--warmup-rows TRAIN_PARQUET] [--warmup-greedy]
+        [--judge-init-std S]
 
 writes OUT_DIR/policy and OUT_DIR/judge: each a Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration: a 1-block vision
 tower and a 2-layer language model, hidden 64, head_dim 32) with its processor, or with --text-only a
@@ -8,7 +9,8 @@ Qwen2ForCausalLM of the same text size. The tokenizer is a byte-level BPE traine
 Qwen2TokenizerFast with the Qwen chat template and special tokens. Policy and judge differ only by their random
 seed, and by the judge's initial weight scale (--judge-init-std, default transformers' 0.02; the Trust-GRPO demo
 passes its JUDGE_INIT_STD, see demo.py). With --warmup-rows the policy gets a few seconds of format warm-up (see
-format_warmup). Takes a few seconds.
+format_warmup); --warmup-greedy (used by demo_eval.py only) makes that warm-up one that greedy decoding also finishes.
+Takes a few seconds.
 The Qwen2.5-VL processor needs torchvision (the e2e venv makes it importable).
 
 vLLM on CPU needs head_dim >= 32; verl and vLLM need the tokenizer's ids below the model's vocab_size.
@@ -155,7 +157,7 @@ def save(model, tokenizer, path: Path, text_only: bool) -> None:
     model.save_pretrained(path, safe_serialization=True)
 
 
-def format_warmup(model, tokenizer, rows_parquet: Path, steps: int = 200, seed: int = 0) -> None:
+def format_warmup(model, tokenizer, rows_parquet: Path, steps: int = 200, seed: int = 0, greedy: bool = False) -> None:
     """A few seconds of supervised steps so that the policy answers `<think> check ... </think><answer>X</answer>`
     with X drawn from the rows' ground truths (whatever the question). Random weights never pass the format gate
     (every Ro = 0); after this warm-up some sampled answers are right and some wrong. On the demo's multiple-choice
@@ -181,6 +183,11 @@ def format_warmup(model, tokenizer, rows_parquet: Path, steps: int = 200, seed: 
     for _ in range(steps):
         batch = []
         for _ in range(4):
+            if greedy:
+                k = rng.randrange(len(prompts))
+                answer = f"<think> check check </think><answer>{answers[k]}</answer><|im_end|>"
+                batch.append((prompts[k], tokenizer(answer).input_ids))
+                continue
             # a reasoning part of random length: verl 0.9.1 mis-slices Qwen2.5-VL position ids when every sequence
             # of a micro-batch has the same length (docs/cpu.md); varied lengths keep clear of it
             think = " check" * rng.randint(1, 8)
@@ -212,6 +219,11 @@ def main(argv=None) -> int:
         type=Path,
         help="parquet whose prompts and answers the policy's format warm-up uses (format_warmup)",
     )
+    parser.add_argument(
+        "--warmup-greedy",
+        action="store_true",
+        help="warm-up that greedy decoding also finishes: each prompt with its own answer (format_warmup)",
+    )
     args = parser.parse_args(argv)
     tokenizer = build_tokenizer()
     for name, seed in (("policy", 1), ("judge", 2)):  # fixed seeds: the same models on every build
@@ -219,7 +231,7 @@ def main(argv=None) -> int:
         init_std = args.judge_init_std if name == "judge" else 0.02
         model = (build_model if args.text_only else build_vl_model)(tokenizer, seed, init_std)
         if name == "policy" and args.warmup_rows:
-            format_warmup(model, tokenizer, args.warmup_rows)
+            format_warmup(model, tokenizer, args.warmup_rows, greedy=args.warmup_greedy)
         save(model, tokenizer, path, args.text_only)
         arch = type(model).__name__
         print(json.dumps({"model": name, "arch": arch, "path": str(path), "vocab": len(tokenizer)}))

@@ -9,17 +9,16 @@ What it does, in order:
   1. writes tiny copies of the seven benchmarks in their real hub layouts and schemas (tests/eval_fixtures.py) to
      WORKDIR/hub/<benchmark>/, and prepares each with `python -m sophiavl.eval.prepare` into WORKDIR/eval/;
   2. builds the tiny random Qwen2.5-VL policy offline (tests/e2e/build_tiny_models.py, which also writes a judge
-     model that evaluation does not use), with its format warm-up on the prepared rows whose answer is A: sampled,
-     it answers "<think> check ... </think><answer>A</answer>" (right where the gold is A); under the recipe's
-     greedy decoding it repeats "check" up to the length limit, so its greedy table is all 0 (pass
-     actor_rollout_ref.rollout.val_kwargs.temperature=1.0 actor_rollout_ref.rollout.val_kwargs.do_sample=True to
-     see answers flow through);
+     model that evaluation does not use), with its greedy format warm-up (--warmup-greedy) on the prepared rows whose
+     answer is A or Yes: under the recipe's greedy decoding it answers "<think> check check </think><answer>A</answer>"
+     to multiple-choice questions and "...<answer>Yes</answer>" to the others, right where that is the gold;
   3. runs `python -m verl.trainer.main_ppo +recipe=sophiavl_eval` on all seven prepared files, with the CPU
      overrides of `make demo` (tests/e2e/demo.py's training command, keeping only its CPU and tiny-size keys) and
      the dump in WORKDIR/dump;
   4. stops every process it started (demo.py's process-group and marker clean-up);
-  5. writes WORKDIR/report.json with `sophiavl.eval.report` (the prepared folder given, so rows without a dump line
-     would count as missing) and prints the table; WORKDIR/summary.json records the exit status, run id and times.
+  5. writes WORKDIR/report.json and WORKDIR/rows.jsonl with `sophiavl.eval.report` (the prepared folder given, so
+     rows without a dump line would count as missing), prints the table and the first lines of rows.jsonl (how each
+     row was scored); WORKDIR/summary.json records the exit status, run id and times.
 
 Exit status: 0 when main_ppo exited 0 and the report has every benchmark; otherwise non-zero.
 """
@@ -79,10 +78,14 @@ def cpu_overrides(models: Path) -> list[str]:
     return [o for o, key in keys if key.startswith(CPU_KEY_PREFIXES) and key != "actor_rollout_ref.model.path"]
 
 
-def warmup_rows(eval_dir: Path, out: Path, answer: str = "A") -> Path:
-    """The prepared rows whose gold answer is ``answer``, as one parquet: build_tiny_models' warm-up teaches the
-    policy to answer like its rows' most common ground truth, so the policy learns the ``<think>...</think>
-    <answer>A</answer>`` form and then answers A everywhere: right on the rows whose gold is A, wrong elsewhere."""
+#: rows.jsonl lines printed after the table
+SHOWN_ROWS = 8
+
+
+def warmup_rows(eval_dir: Path, out: Path, answers: tuple[str, ...] = ("A", "Yes")) -> Path:
+    """The prepared rows whose gold answer is one of ``answers``, as one parquet: build_tiny_models' greedy warm-up
+    pairs each of their prompts with its own gold, so the policy learns the ``<think>...</think><answer>A</answer>``
+    form and answers A to multiple-choice questions and Yes to the others: right where that is the gold."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -90,7 +93,7 @@ def warmup_rows(eval_dir: Path, out: Path, answer: str = "A") -> Path:
     tables = [pq.read_table(eval_dir / f"{b}.parquet") for b in fixtures.BUILDERS]
     table = pa.concat_tables(tables)
     gold = pc.struct_field(table.column("reward_model"), "ground_truth")
-    pq.write_table(table.filter(pc.equal(gold, answer)), out)
+    pq.write_table(table.filter(pc.is_in(gold, value_set=pa.array(list(answers)))), out)
     return out
 
 
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
 
-    start, run_id, work = demo.new_run(args.workdir, ("eval.log", "report.json", "summary.json"))
+    start, run_id, work = demo.new_run(args.workdir, ("eval.log", "report.json", "rows.jsonl", "summary.json"))
     dump = work / "dump"
     for old in dump.glob("*.jsonl"):
         old.unlink()
@@ -139,8 +142,8 @@ def main(argv=None) -> int:
 
         demo.log("2/5 building the tiny Qwen2.5-VL policy (offline, random weights, format warm-up)")
         rows = warmup_rows(work / "eval", work / "warmup.parquet")
-        demo.run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), "--warmup-rows", str(rows)],
-                      step_env, deadline.cap(420))  # fmt: skip
+        demo.run_step([PY, str(HERE / "build_tiny_models.py"), str(work / "models"), "--warmup-rows", str(rows),
+                       "--warmup-greedy"], step_env, deadline.cap(420))  # fmt: skip
         times["models_s"] = time.time() - start - times["prepare_s"]
 
         cmd = eval_command(work / "eval", work / "models", dump, work, args.overrides)
@@ -168,13 +171,16 @@ def main(argv=None) -> int:
     report = None
     if rc == 0:
         from sophiavl.eval.report import report_from_dump
-        from sophiavl.eval.results import markdown_table, write_report
+        from sophiavl.eval.results import markdown_table, write_report, write_rows
 
         demo.log(f"5/5 report: python -m sophiavl.eval.report --dump {dump} --data {work / 'eval'}")
-        report = report_from_dump(dump, work / "eval")
+        report, scored = report_from_dump(dump, work / "eval")
         write_report(report, work / "report.json")
+        lines = write_rows(scored, work / "rows.jsonl").read_text().splitlines()
         print("\n=== sophiavl_eval on CPU (tiny random policy: the numbers only show the pipeline works) ===")
         print(markdown_table(report), flush=True)
+        print(f"\nfirst {SHOWN_ROWS} of {len(lines)} lines of {work / 'rows.jsonl'} (how each row was scored):")
+        print("\n".join(lines[:SHOWN_ROWS]), flush=True)
         if set(report["benchmarks"]) != set(fixtures.BUILDERS):
             demo.log(f"the report lacks benchmarks: {sorted(set(fixtures.BUILDERS) - set(report['benchmarks']))}")
             rc = 1

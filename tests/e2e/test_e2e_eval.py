@@ -42,6 +42,7 @@ class EvalRun(NamedTuple):
     summary: dict
     report: dict
     dump: list[dict]
+    rows: list[dict]
     work: Path
 
 
@@ -57,7 +58,8 @@ def eval_run(tmp_path_factory):
         pytest.fail(f"demo-eval exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n"
                     f"--- stderr ---\n{proc.stderr[-3000:]}\n--- eval.log (tail) ---\n{log}")  # fmt: skip
     dump = [json.loads(line) for line in (work / "dump" / "0.jsonl").read_text().splitlines() if line.strip()]
-    return EvalRun(proc.stdout, summary, json.loads((work / "report.json").read_text()), dump, work)
+    rows = [json.loads(line) for line in (work / "rows.jsonl").read_text().splitlines()]
+    return EvalRun(proc.stdout, summary, json.loads((work / "report.json").read_text()), dump, rows, work)
 
 
 def test_exit_status_and_table_printed(eval_run):
@@ -85,7 +87,34 @@ def test_dump_rows_carry_the_scoring_keys(eval_run):
         assert row["step"] == 0  # validation before any training step, no checkpoint resumed
         assert row["acc"] in (0.0, 1.0) and row["score"] == row["acc"]
         assert row["benchmark"] in fx.EXPECTED and row["id"]
+        assert row["decided_by"] in ("rule", "none")
     assert len({(r["benchmark"], r["id"]) for r in rows}) == len(rows)
+
+
+def test_greedy_answers_are_tagged_and_scored(eval_run):
+    """The greedy warm-up's policy closes its answer tags, so the greedy table has verdicts: some benchmarks
+    non-zero, and every multiple-choice row answered with its gold letter is right."""
+    benchmarks = eval_run.report["benchmarks"]
+    assert sum(b["answer_format_share"] for b in benchmarks.values()) > 0
+    assert any(b["score"] > 0 for b in benchmarks.values())
+    letters = [
+        r
+        for r in eval_run.dump
+        if r["pred_source"] == "answer" and r["pred"] == r["gts"] and r["gts"] in ("A", "B", "C", "D")
+    ]
+    assert letters and all(r["acc"] == 1.0 for r in letters)
+
+
+def test_rows_jsonl_audits_every_row_and_is_shown(eval_run):
+    rows = eval_run.rows
+    assert len(rows) == sum(written for _, written, _ in fx.EXPECTED.values())
+    dump = {(r["benchmark"], r["id"]): r for r in eval_run.dump}
+    for row in rows:
+        line = dump[(row["benchmark"], row["id"])]
+        assert row["correct"] == (line["acc"] == 1.0) == row["rule_correct"]
+        assert row["decided_by"] == line["decided_by"] and row["gold"] == line["gts"]
+        assert row["extracted"] == line["pred"] and row["missing"] is False
+    assert "lines of" in eval_run.stdout and json.dumps(rows[0], ensure_ascii=False) in eval_run.stdout
 
 
 def test_no_process_left_behind(eval_run):
