@@ -188,3 +188,24 @@ def test_compute_score_echoes_the_row_and_routes_by_benchmark():
         compute_score("x", "A", "A", {})
     with pytest.raises(ValueError, match="unknown benchmark"):
         compute_score("x", "A", "A", {"benchmark": "nope"})
+
+
+def test_mathverse_runaway_answer_from_a_worker_thread_returns_wrong():
+    """An answer that keeps sympy busy for minutes (tests/test_bounded_scorer.py) is cut off after the 5 s bound
+    even from a worker thread, as in verl's validation, and is then compared as text: wrong."""
+    import threading
+    import time
+
+    free = {"problem_type": "expression"}
+    result = {}
+
+    def run():
+        start = time.monotonic()
+        result["score"] = mathverse.score("\\int_0^{1} x^{100} e^{x} \\sin(x) dx", "0.2", free)
+        result["seconds"] = time.monotonic() - start
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=120)  # generous for a loaded 2-core machine: the bound is 5 s plus a helper start
+    assert not worker.is_alive() and result["score"] == 0.0
+    assert mathverse.score("\\frac{1}{2}", "0.5", free) == 1.0  # a normal answer still goes through math-verify

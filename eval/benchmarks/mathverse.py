@@ -24,6 +24,7 @@ of the five versions). Each version's accuracy is kept as ``version/<name>``, th
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,9 @@ from sophiavl.eval.benchmarks.base import (
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.schema import EvalItem
-from sophiavl.rewards.outcome_scorers import numerical_score
+from sophiavl.rewards.bounded_scorer import DEFAULT_TIMEOUT_S, shared_pool
+
+logger = logging.getLogger(__name__)
 
 _LISTED = re.compile(r"(?m)^\s*\(?([A-H])[:.)]")
 
@@ -90,7 +93,13 @@ def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict
     """The rules' verdict (module docstring)."""
     if extra.get("problem_type") == "multiple choice":
         return choice_verdict(pick_option(answer, int(extra["n_options"])), [ground_truth])
-    if numerical_score(answer, ground_truth) == 1.0:
+    # math-verify in a helper process with a wall-clock bound: verl's validation scores from worker threads, where
+    # math-verify's own timeout does nothing (rewards/bounded_scorer.py); a scoring that times out is not a match
+    equivalent = shared_pool().score("numerical", answer, ground_truth, DEFAULT_TIMEOUT_S)
+    if equivalent.failed:
+        logger.warning("MathVerse: the math-verify check of %r failed (%s): compared as text", answer[:200],
+                       equivalent.reason)  # fmt: skip
+    elif equivalent.score == 1.0:
         return Verdict(True, answer.strip(), True)
     same = bool(normalise_text(answer)) and normalise_text(answer) == normalise_text(ground_truth)
     return Verdict(same, answer.strip() or None, same)
