@@ -213,9 +213,14 @@ def actors_named(record: dict, prefix: str, exclude: str | None = None) -> list[
 
 def trainer_workers(record: dict) -> list[dict]:
     """The trainer's FSDP workers: verl's colocated ``WorkerDict`` actors (actor, reference and the policy's rollout
-    worker in one process per GPU), named ``<random prefix>WorkerDict_<group>:<rank>``; the rollout replicas' own
-    worker groups (``rollout_*`` names, the TRM's among them) are left out."""
-    return [a for a in record.get("actors", []) if a["class"] == "WorkerDict" and not a["name"].startswith("rollout_")]
+    worker in one process per GPU; class ``create_colocated_worker_cls.<locals>.WorkerDict``), named
+    ``<random prefix>WorkerDict_<group>:<rank>``; the rollout replicas' own worker groups (``rollout_*`` names, the
+    TRM's among them) are left out."""
+    return [
+        a
+        for a in record.get("actors", [])
+        if a["class"].rsplit(".", 1)[-1] == "WorkerDict" and not a["name"].startswith("rollout_")
+    ]
 
 
 def layout_text(record: dict) -> str:

@@ -37,10 +37,13 @@ RECORD = {
          "bundle_nodes": [A]},
     ],
     "actors": [
-        {"name": "x7Kq2pWorkerDict_0:0", "class": "WorkerDict", "state": "DEAD", "node_id": B, "pid": 11},
+        {"name": "x7Kq2pWorkerDict_0:0", "class": "create_colocated_worker_cls.<locals>.WorkerDict", "state": "DEAD",
+         "node_id": B, "pid": 11},
         {"name": "vllm_server_0_0", "class": "vLLMHttpServer", "state": "DEAD", "node_id": B, "pid": 12},
-        {"name": "rollout_reward_colocate_0WorkerDict_0:0", "class": "WorkerDict", "state": "DEAD", "node_id": A,
-         "pid": 13},
+        {"name": "rollout_reward_colocate_0CheckpointEngineWorker_0:0", "class": "CheckpointEngineWorker",
+         "state": "DEAD", "node_id": A, "pid": 13},
+        {"name": "rollout_colocate_0WorkerDict_0:0", "class": "create_colocated_worker_cls.<locals>.WorkerDict",
+         "state": "DEAD", "node_id": B, "pid": 16},
         {"name": "vllm_server_reward_0_0", "class": "vLLMHttpServer", "state": "DEAD", "node_id": A, "pid": 14},
         {"name": "", "class": "TaskRunnerV1", "state": "DEAD", "node_id": A, "pid": 15},
     ],
@@ -85,10 +88,10 @@ def test_layout_text_puts_each_pool_under_its_node():
     lines = text.splitlines()
     assert lines[1] == f"node 1 (head) {A[:12]}: GPU 1, CPU 8"
     assert lines[2] == "  pool reward_pool (thinking RM (verl-served)): 1 bundle(s)"
-    assert lines[3] == "  named actors: rollout_reward_colocate_0WorkerDict_0:0, vllm_server_reward_0_0"
+    assert lines[3] == "  named actors: rollout_reward_colocate_0CheckpointEngineWorker_0:0, vllm_server_reward_0_0"
     assert lines[4] == f"node 2 {B[:12]}: GPU 1, CPU 8"
     assert lines[5] == "  pool global_pool (trainer: actor, reference, policy rollout): 1 bundle(s)"
-    assert lines[6] == "  named actors: vllm_server_0_0, x7Kq2pWorkerDict_0:0"
+    assert lines[6] == "  named actors: rollout_colocate_0WorkerDict_0:0, vllm_server_0_0, x7Kq2pWorkerDict_0:0"
     assert len(lines) == 7
 
 
