@@ -31,7 +31,9 @@ e2e-venv:
 # DEMO_ARGS passes options and Hydra overrides to tests/e2e/demo.py, e.g. DEMO_ARGS="--steps 3", DEMO_ARGS="--rm verl"
 # (verl serves the thinking RM, the recipe's default topology), DEMO_ARGS="--steps 3 --fault-after-step 1" (the
 # judge goes down after step 1, the run stops, then resumes from its checkpoint), DEMO_ARGS="--failed-sessions" (some
-# rollout sessions fail on purpose, verl pads the batch, training goes on), DEMO_ARGS="--recipe sophiavl_variance".
+# rollout sessions fail on purpose, verl pads the batch, training goes on), DEMO_ARGS="--recipe sophiavl_variance",
+# DEMO_ARGS="--nodes 2 --rm verl" (a two-node Ray cluster on this machine: the trainer's pool on one node, the
+# thinking RM's on the other).
 DEMO_TIMEOUT ?= 2700
 demo: e2e-venv
 	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo.py $(DEMO_ARGS)
@@ -40,6 +42,12 @@ demo: e2e-venv
 .PHONY: test-faults
 test-faults: install e2e-venv
 	SOPHIAVL_E2E=require $(PY) -m pytest -q tests/e2e/test_judge_proxy.py tests/e2e/test_e2e_resume.py
+
+# The two-node Ray cluster run alone (tests/e2e/test_e2e_multinode.py, marker multinode; docs/training.md): the demo
+# with --nodes 2 --rm verl, checked from Ray's record of where each pool ran.
+.PHONY: test-multinode
+test-multinode: install e2e-venv
+	SOPHIAVL_E2E=require $(PY) -m pytest -q -m multinode tests/e2e/test_e2e_multinode.py
 
 # The evaluation on CPU: tiny copies of the seven benchmarks -> sophiavl.eval.prepare -> main_ppo +recipe=sophiavl_eval
 # with a tiny policy -> sophiavl.eval.report's table (docs/evaluation.md). DEMO_EVAL_ARGS: options and Hydra overrides.

@@ -357,10 +357,10 @@ def judge_overrides(rm: str, judge_url: str | None, judge_model: Path) -> list[s
     ]
 
 
-def training_command(args, data_dir: Path, models: Path, judge_url: str | None) -> list[str]:
+def training_command(args, data_dir: Path, models: Path, judge_url: str | None, ray_address: str | None = None):
     """The main_ppo command line. ``judge_url``: the external judge's ``.../v1``; ``None`` for a recipe that runs
     without a thinking reward model (``recipe_uses_judge`` false). ``args.recipe`` (default ``sophiavl``) is the
-    recipe, as ``+recipe=NAME``."""
+    recipe, as ``+recipe=NAME``. ``ray_address``: join that running Ray cluster (--nodes) instead of starting one."""
     n = args.group_size
     recipe = getattr(args, "recipe", "sophiavl")
     workdir = getattr(args, "workdir", None)
@@ -371,6 +371,13 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
             f"actor_rollout_ref.rollout.agent.agent_loop_config_path={AGENT_LOOPS / 'failing.yaml'}",
             "actor_rollout_ref.rollout.agent.default_agent_loop=failing_single_turn",
         ]
+    # Ray: logical CPUs beyond the 2 real cores (gets past a silent hang: TransferQueue actors and the workers each
+    # reserve a CPU), and one fake GPU per pool (verl counts GPUs before it schedules its workers); or join the
+    # --nodes cluster, whose nodes have their own CPUs and fake GPUs (tests/e2e/ray_cluster.py)
+    ray_init = ["ray_kwargs.ray_init.num_cpus=16",
+                f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}"]  # fmt: skip
+    if ray_address:
+        ray_init = ray_cluster().connect_overrides(ray_address)
     overrides = [
         f"+recipe={recipe}",
         # data: the first rows of the embedded sample (images as bytes, or text-only with --text-only)
@@ -432,13 +439,20 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None) 
         "trainer.experiment_name=cpu_demo",
         # TransferQueue: one storage actor instead of 8 (each is a Python process of a few hundred MB)
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
-        # Ray: logical CPUs beyond the 2 real cores (gets past a silent hang: TransferQueue actors and the
-        # workers each reserve a CPU), and one fake GPU (verl counts GPUs before it schedules its workers)
-        "ray_kwargs.ray_init.num_cpus=16",
-        f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}",
+        *ray_init,
         *failing,
     ]
     return [PY, "-m", "verl.trainer.main_ppo", *overrides, *args.overrides]
+
+
+def ray_cluster():
+    """tests/e2e/ray_cluster.py (--nodes), loaded by path: the e2e tests load this file by path too."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sophiavl_e2e_ray_cluster", HERE / "ray_cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def base_env(run_id: str) -> dict:
@@ -641,11 +655,18 @@ def main(argv=None) -> int:
         help="rollout sessions fail on purpose (tests/e2e/agent_loops): some groups lose every session, the others "
              "session 0; verl pads the batch (trust/pad_rows) and the run must train through every step",
     )  # fmt: skip
+    parser.add_argument(
+        "--nodes", type=int, choices=(1, 2), default=1,
+        help="2: a two-node Ray cluster on this machine (tests/e2e/ray_cluster.py), one fake GPU per node: the "
+             "trainer's pool on one node, the TRM's on the other (needs --rm verl)",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")
     args = parser.parse_args(argv)
     fault_k = args.fault_after_step
     if fault_k is not None and not (1 <= fault_k < args.steps and args.rm == "external"):
         parser.error("--fault-after-step K needs 1 <= K < --steps and --rm external")
+    if args.nodes > 1 and args.rm != "verl":
+        parser.error("--nodes 2 needs --rm verl (the trainer's pool on one node, the TRM's on the other)")
 
     stale = ("metrics.jsonl", "train.log", "judge.log", "summary.json", "proxy.log")
     start, run_id, work = new_run(args.workdir, stale)
@@ -664,7 +685,7 @@ def main(argv=None) -> int:
 
     # Ctrl-C and `kill` (SIGTERM, e.g. from `timeout`) both end in the `finally` below.
     signal.signal(signal.SIGTERM, _interrupt)
-    judge = proxy = port = proxy_port = base = None
+    judge = proxy = port = proxy_port = base = cluster = ray_nodes = None
     rc, judge_requests, left, exits, fault = 1, None, [], [], {}
     try:
         prepare_assets(args, assets, step_env, deadline)
@@ -684,7 +705,11 @@ def main(argv=None) -> int:
         else:
             log(f"3/5 no thinking RM: recipe {args.recipe} runs with reward.thinking_rm.enable=false")
 
-        cmd = training_command(args, rows, models, judge_url)
+        if args.nodes > 1:  # the cluster's processes carry the training run's marker and environment
+            log(f"3b/5 starting a {args.nodes}-node Ray cluster on this machine (log: {work / 'ray_cluster.log'})")
+            env = training_env(base_env(runs[0][1]), work / "metrics.jsonl")
+            cluster = ray_cluster().start(args.nodes, env, work, deadline.cap(180), run_id)
+        cmd = training_command(args, rows, models, judge_url, cluster and cluster.address)
         if fault_k is not None:
             # the judge is reached through a proxy that goes down after the judge calls of K steps
             proxy_port = free_port()
@@ -717,6 +742,7 @@ def main(argv=None) -> int:
             log(f"4/5 training {name}: {' '.join(run_cmd[1:4])} ... (log: {log_path}, timeout {timeout:.0f} s)")
             status = run_trainer(run_cmd, env, log_path, timeout, expect_failure=name == "run1")
             exits.append(status)
+            ray_nodes = cluster and cluster.stop()  # Ray's record of where each pool ran, then the shutdown
             left += kill_marked(marker)  # this run's Ray and vLLM processes, before the next run starts its own
             if name == "run1":
                 fault["proxy_exit"] = proxy.poll()  # 3: it went down at the first judge call of step K + 1
@@ -737,6 +763,8 @@ def main(argv=None) -> int:
         log("interrupted: stopping everything")
         rc = 130
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stopping short
+        ray_nodes = cluster and cluster.stop()
         left = stop_all((proxy, judge), [run_id, *(m for _, m in runs)], left)
 
     steps = []
@@ -746,6 +774,8 @@ def main(argv=None) -> int:
     if fault_k is not None:
         (work / "metrics.jsonl").write_text("".join(json.dumps(s) + "\n" for s in steps))
     print_summary(steps, judge_requests, time.time() - start)
+    if ray_nodes:
+        print(ray_cluster().layout_text(ray_nodes), flush=True)
     if fault_k is not None and len(exits) == 2:
         before = fault.get("checkpoints_before_resume", {})
         print(f"fault drill: run 1 logged steps {[s['step'] for s in steps if s['run'] == 'run1']} and stopped "
@@ -765,6 +795,7 @@ def main(argv=None) -> int:
         "fault": fault or None,
         "checkpoints": checkpoint_state(ckpt_dir) if fault_k is not None else None,
         "leftover_pids_killed": left,
+        "ray_nodes": ray_nodes,
         "wall_s": time.time() - start,
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
