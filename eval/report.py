@@ -13,7 +13,7 @@ the markdown table.
 
 With ``--extract-url URL [--extract-model NAME]`` (needs ``--data``) the rows the rules left undecided
 (``decided_by`` ``none`` in the dump) go to that OpenAI-compatible server with their response (the dump's
-``output``); see :mod:`sophiavl.eval.model_extract`.
+``output``); see :mod:`sophiavl.eval.extract.model`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from sophiavl.eval.benchmarks import ScoredRow
 from sophiavl.eval.compute_score import score_response
-from sophiavl.eval.extract import extract_answer
-from sophiavl.eval.model_extract import Case, add_extract_args, client_from_args, extract_with_model
+from sophiavl.eval.extract.answer import extract_answer
+from sophiavl.eval.extract.model import Case, add_extract_args, client_from_args, extract_with_model
 from sophiavl.eval.results import (
     audit,
     build_report,

@@ -11,7 +11,7 @@ How the reward reaches it (verl 0.9.1, V1 trainer, streaming reward loop): the r
 zeros elsewhere), and its ``reward_extra_info`` dict is stored inside the trajectory's ``extra_fields`` field
 (``extra_fields["reward_extra_info"]``). Both are in TransferQueue when a group turns ``finished``. On every
 training ``sample()`` this class lets verl pick the batch of complete groups, reads ``rm_scores`` and
-``extra_fields`` of those keys, applies :func:`sophiavl.rewards.trust.shape_rewards` with the real global step,
+``extra_fields`` of those keys, applies :func:`sophiavl.rewards.trust.weights.shape_rewards` with the real global step,
 writes the shaped reward back into ``rm_scores`` (the row sum becomes ``R``; nothing else is touched), records the
 shaped uids for the ``trust_grpo`` estimator and returns ``trust/...`` metrics that verl logs. Validation
 (``partition_id="val"``) passes through untouched.
@@ -39,12 +39,13 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, routed_uid_field
 from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS
-from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
-from sophiavl.rewards.outcome_metrics import scorer_failure_metrics
+from sophiavl.recipes.trust_wiring_check import ESTIMATOR_NAME, known_estimators
+from sophiavl.rewards.outcome.metrics import scorer_failure_metrics
 from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
-from sophiavl.rewards.trust import TrustResult, shape_rewards
-from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
-from sophiavl.rewards.trust_variants import advantage_metrics, variant_advantages
+from sophiavl.rewards.trm.codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.variants import advantage_metrics, variant_advantages
+from sophiavl.rewards.trust.weights import TrustResult, shape_rewards
 
 logger = logging.getLogger(__name__)
 

@@ -46,16 +46,17 @@ import math
 import time
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
-from sophiavl.rewards import trust_config
-from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
 from sophiavl.rewards.outcome import compute_score as outcome_compute_score
-from sophiavl.rewards.outcome import format_ok as passes_format
-from sophiavl.rewards.sample_inputs import first_image, question_text
-from sophiavl.rewards.thinking_client import ThinkingJudge
-from sophiavl.rewards.thinking_config import ThinkingRMConfig
+from sophiavl.rewards.outcome.score import format_ok as passes_format
+from sophiavl.rewards.trm.client import ThinkingJudge
+from sophiavl.rewards.trm.codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
+from sophiavl.rewards.trm.config import ThinkingRMConfig
+from sophiavl.rewards.trm.inputs import first_image, question_text
+from sophiavl.rewards.trust.config import TrustConfig
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,12 @@ def judge_endpoint(rm_cfg: ThinkingRMConfig, reward_router_address: str | None) 
     )
 
 
+def _select(config: Any, dotted: str) -> Any:
+    """``config.a.b.c`` of verl's config (a DictConfig, or nested dicts); ``None`` where a level is missing."""
+    node = config if isinstance(config, DictConfig) else OmegaConf.create(config)
+    return OmegaConf.select(node, dotted, default=None)
+
+
 class ThinkingRewardManager(RewardManagerBase):
     """Scores one response: ``Ro`` by the outcome function, ``Rt`` by the thinking reward model (training rows).
 
@@ -121,9 +128,10 @@ class ThinkingRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
-        trust_config.check_trust_wiring(config)  # second line of defence; the recipe's resolver checks first
-        self.trust = trust_config.TrustConfig.from_config(trust_config.select(config, "algorithm.trust_grpo"))
-        self.rm_cfg = ThinkingRMConfig.from_config(trust_config.select(config, "reward.thinking_rm"))
+        # the wiring (sampler, estimator, trainer mode) is checked when verl resolves the recipe's config
+        # (sophiavl.recipes.trust_wiring); here only the two nodes this manager reads
+        self.trust = TrustConfig.from_config(_select(config, "algorithm.trust_grpo"))
+        self.rm_cfg = ThinkingRMConfig.from_config(_select(config, "reward.thinking_rm"))
         self.compute_score = self._outcome_function(compute_score)
         self.is_async_score = inspect.iscoroutinefunction(self.compute_score)
         self.reward_router_address = reward_router_address
@@ -134,24 +142,13 @@ class ThinkingRewardManager(RewardManagerBase):
             return  # no thinking reward: no judge, no endpoint needed
         model = self.rm_cfg.model
         if model is None and not self.rm_cfg.base_url:
-            model = trust_config.select(config, "reward.reward_model.model_path")
-        num_workers = max(1, int(trust_config.select(config, "reward.num_workers", 1)))
-        self.judge = ThinkingJudge(
-            judge_endpoint(self.rm_cfg, reward_router_address),
-            model,
-            api_key_env=self.rm_cfg.api_key_env,
+            model = _select(config, "reward.reward_model.model_path")
+        num_workers = max(1, int(_select(config, "reward.num_workers") or 1))
+        self.judge = ThinkingJudge.from_config(
+            self.rm_cfg,
+            base_url=judge_endpoint(self.rm_cfg, reward_router_address),
+            model=model,
             max_concurrency=max(1, math.ceil(self.rm_cfg.max_concurrency / num_workers)),
-            timeout_s=self.rm_cfg.timeout_s,
-            max_retries=self.rm_cfg.max_retries,
-            backoff_s=self.rm_cfg.backoff_s,
-            backoff_max_s=self.rm_cfg.backoff_max_s,
-            max_tokens=self.rm_cfg.max_tokens,
-            temperature=self.rm_cfg.temperature,
-            samples=self.rm_cfg.samples,
-            seed=self.rm_cfg.seed,
-            constrain_output=self.rm_cfg.constrain_output,
-            constrain_style=self.rm_cfg.constrain_style,
-            prompt_template=self.rm_cfg.prompt_template,
         )
 
     @staticmethod

@@ -3,7 +3,7 @@
 Four streaming passes over the record files, each parsing one record at a time:
 
 1. **fields**: the union of each file's record keys picks the key of every role
-   (:mod:`~sophiavl.data_prep.thinking_fields`); malformed JSON and a file without a required role stop the run
+   (:mod:`~sophiavl.data_prep.thinking_156k.fields`); malformed JSON and a file without a required role stop the run
    here, before anything is written;
 2. **sharing**: per image path, the number of distinct questions (placeholders stripped) of the valid records that
    use it; images used by more than ``shared_image_limit`` distinct questions are over the limit;
@@ -27,19 +27,19 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sophiavl.rewards.thinking_prompt import PromptTemplate, load_template, sft_messages, strip_placeholders
+from sophiavl.data_prep.convert import RECORD_SUFFIXES, ConvertError, iter_raw
+from sophiavl.data_prep.hub import IMAGE_PATTERNS, SourceError, resolve_src
+from sophiavl.data_prep.imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from sophiavl.data_prep.records import RecordRejected
+from sophiavl.data_prep.schema import IMAGE_MODES, MESSAGE, image_struct
+from sophiavl.data_prep.split import choose_val_keys, key_hash, split_key
+from sophiavl.data_prep.stream import finish_report, with_images, write_splits
+from sophiavl.data_prep.writer import SplitWriters, remove_old_shards
+from sophiavl.rewards.trm.prompt import PromptTemplate, load_template, sft_messages, strip_placeholders
 
-from .convert import RECORD_SUFFIXES, ConvertError, iter_raw
-from .hub import IMAGE_PATTERNS, SourceError, resolve_src
-from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from .records import RecordRejected
-from .schema import IMAGE_MODES, MESSAGE, image_struct
-from .split import choose_val_keys, key_hash, split_key
-from .stream import finish_report, with_images, write_splits
-from .thinking_fields import ROLES, FieldError, detect_fields
-from .thinking_records import Sample, SampleRejected, parse_sample
-from .thinking_report import TrmReport
-from .writer import SplitWriters, remove_old_shards
+from .fields import ROLES, FieldError, detect_fields
+from .records import Sample, SampleRejected, parse_sample
+from .report import TrmReport
 
 # the files of a hub snapshot this converter reads (fnmatch, '*' also matches '/')
 HUB_PATTERNS = ["*.json", "*.jsonl", "*.zip", *IMAGE_PATTERNS]
@@ -88,7 +88,7 @@ def row_schema(images: str) -> pa.Schema:
 
 
 def make_row(sample: Sample, images: list[dict], split: str, index: int, template: PromptTemplate) -> dict:
-    """One output row: ``messages`` from :func:`~sophiavl.rewards.thinking_prompt.sft_messages` (one ``<image>``
+    """One output row: ``messages`` from :func:`~sophiavl.rewards.trm.prompt.sft_messages` (one ``<image>``
     when ``images`` is not empty), ``images`` as given (``[]`` for a text-only row), and ``extra_info``."""
     return {
         "messages": sft_messages(sample.question, sample.response, bool(images), sample.score, template),

@@ -43,7 +43,7 @@ class Verdict:
     """A rule's verdict on one answer: ``correct``; ``answer`` the normalised answer it compared (an option letter,
     a number, the text), ``None`` when it found none; ``decided`` whether the rules reached a verdict they trust
     (``False``: no answer found, or a free-form answer they cannot match; such a row is wrong under the rules and is
-    the one a model may decide, see :mod:`sophiavl.eval.model_extract`)."""
+    the one a model may decide, see :mod:`sophiavl.eval.extract.model`)."""
 
     correct: bool
     answer: str | None

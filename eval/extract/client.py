@@ -1,6 +1,6 @@
 """A small async client for the answer-extraction model behind any OpenAI-compatible ``/v1/chat/completions``.
 
-Used by :mod:`sophiavl.eval.model_extract` (``--extract-url``): a local vLLM serving an instruct model or an API.
+Used by :mod:`sophiavl.eval.extract.model` (``--extract-url``): a local vLLM serving an instruct model or an API.
 Concurrency is bounded by a semaphore; each request has a timeout; connection errors, timeouts, 429 (its
 ``Retry-After`` honoured) and 5xx are retried with exponential backoff; anything else, or the last failure, is
 returned as a failed :class:`Reply` (``text`` ``None``), never raised and never replaced by a guess.
@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from sophiavl.rewards.thinking_client import chat_completions_url, parse_retry_after
+from sophiavl.rewards.trm.client import chat_completions_url, parse_retry_after
 
 
 @dataclass(frozen=True)

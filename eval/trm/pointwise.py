@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO, Any
 
-from sophiavl.rewards.thinking_client import ThinkingJudge
+from sophiavl.rewards.trm.client import ThinkingJudge
 
-from .trm_data import PointwiseItem
-from .trm_metrics import GRID_SIZE, agreement_summary, confusion
-from .trm_run import Progress, collect, failure_examples, failure_kind, failure_kinds
+from .data import PointwiseItem
+from .metrics import GRID_SIZE, agreement_summary, confusion
+from .run import Progress, collect, failure_examples, failure_kind, failure_kinds
 
 
 async def score_rows(

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Iterable
 from typing import IO, Any
 
-from sophiavl.rewards.thinking_client import Judgement, ThinkingJudge
+from sophiavl.rewards.trm.client import Judgement, ThinkingJudge
 
-from .trm_data import PairItem
-from .trm_pairwise import PairScore, pairwise_summary, source_of, table3
-from .trm_run import Progress, collect, failure_examples, failure_kind, failure_kinds
+from .data import PairItem
+from .pairwise import PairScore, pairwise_summary, source_of, table3
+from .run import Progress, collect, failure_examples, failure_kind, failure_kinds
 
 
 def _failed_samples(judgement: Judgement) -> int:
