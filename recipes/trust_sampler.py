@@ -41,7 +41,7 @@ from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, routed_u
 from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS
 from sophiavl.recipes.trust_wiring_check import ESTIMATOR_NAME, known_estimators
 from sophiavl.rewards.outcome.metrics import scorer_failure_metrics
-from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
+from sophiavl.rewards.reward_info import SAMPLE_KEY_PREFIX, TRUST_SAMPLER_KEYS
 from sophiavl.rewards.trm.codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
 from sophiavl.rewards.trust.config import TrustConfig
 from sophiavl.rewards.trust.variants import advantage_metrics, variant_advantages
@@ -49,8 +49,6 @@ from sophiavl.rewards.trust.weights import TrustResult, shape_rewards
 
 logger = logging.getLogger(__name__)
 
-#: Per-sample keys of ``reward_extra_info`` the sampler reads (the reward manager's contract).
-EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "rm_latency_s")
 VERL_MANAGED = "verl-managed reward model"
 
 
@@ -223,7 +221,7 @@ class TrustSampler(ReplayBuffer):
     @staticmethod
     def _extra_columns(extras: list[dict], keys: list[str]) -> dict[str, np.ndarray]:
         columns = {}
-        for name in EXTRA_KEYS:
+        for name in TRUST_SAMPLER_KEYS:
             try:
                 columns[name] = np.array([float(info[name]) for info in extras], dtype=np.float64)
             except (KeyError, TypeError):
@@ -232,7 +230,7 @@ class TrustSampler(ReplayBuffer):
                 )
                 raise RuntimeError(
                     f"trajectory {bad!r} has no reward_extra_info[{name!r}]: the trust sampler needs the SophiaVL "
-                    f"reward manager's extra info ({', '.join(EXTRA_KEYS)}) on every training sample; check "
+                    f"reward manager's extra info ({', '.join(TRUST_SAMPLER_KEYS)}) on every training sample; check "
                     "reward.reward_manager and reward.custom_reward_function"
                 ) from None
         return columns
