@@ -11,11 +11,6 @@ LEVELS = tuple(f"{k / 10:.1f}" for k in range(11))  # "0.0" ... "1.0"
 SPLITS = ("train", "val")
 
 
-def empty_histogram() -> dict[str, int]:
-    """``{"0.0": 0, "0.1": 0, ..., "1.0": 0}``."""
-    return dict.fromkeys(LEVELS, 0)
-
-
 class TrmReport(Report):
     """Adds, over the written rows: ``score_histogram`` per split, ``score_histogram_by_data_source`` (per source
     and split), ``text_only`` (rows without an image, per split, and their share of all written rows); and the

@@ -89,7 +89,7 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark: where its hub data lives, how a hub row converts, how a response scores, how rows aggregate.
+    """One benchmark: its split and id column, how a hub row converts, how a response scores, how rows aggregate.
 
     ``id_column`` is ``None`` when the benchmark has no unique id (the row's position in the split is used).
     ``convert(row)`` returns an :class:`EvalItem` whose ``id`` may be empty (filled by the caller) or raises
@@ -98,7 +98,6 @@ class Benchmark:
     """
 
     name: str
-    hub_id: str
     config: str | None
     split: str
     id_column: str | None

@@ -119,7 +119,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mathverse",
-    hub_id="AI4Math/MathVerse",
     config="testmini",
     split="testmini",
     id_column="sample_index",
