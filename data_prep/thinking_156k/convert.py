@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from sophiavl.data_prep.convert import RECORD_SUFFIXES, ConvertError, iter_raw
 from sophiavl.data_prep.hub import IMAGE_PATTERNS, SourceError, resolve_src
-from sophiavl.data_prep.imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from sophiavl.data_prep.options import ConversionOptions
 from sophiavl.data_prep.records import RecordRejected
 from sophiavl.data_prep.schema import IMAGE_MODES, MESSAGE, image_struct
 from sophiavl.data_prep.split import choose_val_keys, key_hash, split_key
@@ -57,25 +57,15 @@ _EXTRA = pa.struct(
 
 
 @dataclass
-class TrmOptions:
-    """Conversion settings; see ``python -m sophiavl.data_prep.thinking_156k --help`` for each one's meaning."""
+class TrmOptions(ConversionOptions):
+    """Thinking-156k conversion settings: the shared ones (1000 validation rows by default) plus
+    ``shared_image_limit``, ``fields`` (role -> record key overrides) and ``prompt_template``; see
+    ``python -m sophiavl.data_prep.thinking_156k --help``."""
 
-    src: str
-    out: str
-    revision: str | None = None
     val_size: int = 1000
-    max_rows: int | None = None
-    images: str = "embed"
-    shard_rows: int = 10_000
-    workers: int = 1
-    max_reject_rate: float = 0.05
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_image_bytes: int = DEFAULT_MAX_BYTES
     shared_image_limit: int = 32
     fields: dict[str, str] = field(default_factory=dict)
     prompt_template: str | None = None
-    batch_rows: int = 64
-    progress: bool = True
 
 
 def row_schema(images: str) -> pa.Schema:
