@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from sophiavl.rewards.trm.client import chat_completions_url, parse_retry_after
+from sophiavl.rewards.trm.openai_api import (
+    Backoff,
+    bearer_headers,
+    chat_completions_url,
+    parse_retry_after,
+    served_model,
+    with_retries,
+)
+
+#: Longest wait between two attempts, seconds (a server's ``Retry-After`` is honoured uncapped).
+MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class ExtractClient:
         timeout_s: limit for one HTTP attempt, seconds (> 0).
         max_retries: extra attempts after a retryable failure (>= 0).
         backoff_s: the wait before retry k is ``min(10, backoff_s * 2**(k-1))`` times a random factor in [0.5, 1];
-            a 429's ``Retry-After`` replaces it.
+            a 429's ``Retry-After`` replaces it (:class:`~sophiavl.rewards.trm.openai_api.Backoff`).
         max_tokens: bound on the reply length, tokens (>= 1).
     """
 
@@ -82,8 +90,8 @@ class ExtractClient:
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
         self.max_tokens = int(max_tokens)
-        key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.backoff = Backoff(self.backoff_s, MAX_BACKOFF_S)
+        self._headers = bearer_headers(api_key_env)
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -105,14 +113,10 @@ class ExtractClient:
         if self.model:
             return self.model
         assert self._session is not None, "use the client as 'async with ExtractClient(...)'"
-        models_url = self.url[: -len("/chat/completions")] + "/models"
         try:
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-            async with self._session.get(models_url, headers=self._headers, timeout=timeout) as resp:
-                resp.raise_for_status()
-                data = await resp.json(content_type=None)
-            self.model = str(data["data"][0]["id"])
+            self.model = await served_model(self._session, self.url, self._headers, self.timeout_s)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, IndexError, TypeError) as e:
+            models_url = self.url[: -len("/chat/completions")] + "/models"
             raise RuntimeError(f"cannot ask {models_url} for the model name ({e!r}); pass --extract-model") from None
         return self.model
 
@@ -127,20 +131,22 @@ class ExtractClient:
             "max_tokens": self.max_tokens,
         }
         self.stats.requests += 1
-        error = ""
-        for k in range(self.max_retries + 1):
-            if k:
-                self.stats.retries += 1
-            text, error, retry_after, retryable = await self._attempt(payload)
-            if text is not None:
-                return Reply(text, "", k + 1)
-            if not retryable or k == self.max_retries:
-                break
-            wait = retry_after if retry_after is not None else min(10.0, self.backoff_s * 2**k)
-            await asyncio.sleep(wait * (1.0 if retry_after is not None else random.uniform(0.5, 1.0)))
+
+        def counted(_result: tuple) -> None:
+            self.stats.retries += 1
+
+        (text, error, _, _), attempts = await with_retries(
+            lambda: self._attempt(payload),
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            retry=lambda r: (r[0] is None and r[3], r[2]),
+            on_retry=counted,
+        )
+        if text is not None:
+            return Reply(text, "", attempts)
         self.stats.failures += 1
         self.stats.errors.append(error)
-        return Reply(None, error, k + 1)
+        return Reply(None, error, attempts)
 
     async def _attempt(self, payload: dict[str, Any]) -> tuple[str | None, str, float | None, bool]:
         """One HTTP attempt: ``(text, error, retry_after_s, retryable)``."""

@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -29,42 +26,18 @@ from sophiavl.rewards.trm.codes import (
     ERROR_UNPARSEABLE,
 )
 from sophiavl.rewards.trm.config import ThinkingRMConfig, renamed_errors
+from sophiavl.rewards.trm.openai_api import (
+    Backoff,
+    bearer_headers,
+    chat_completions_url,
+    parse_retry_after,
+    served_model,
+    with_retries,
+)
 from sophiavl.rewards.trm.parse import parse_score
 from sophiavl.rewards.trm.prompt import SCORE_REGEX, build_messages, load_template
 
 logger = logging.getLogger(__name__)
-
-
-def chat_completions_url(base_url: str) -> str:
-    """The full chat-completions URL for ``base_url``.
-
-    ``http://h:8000/v1/chat/completions`` stays as is; ``http://h:8000/v1`` and ``http://h:8000`` get the missing
-    path appended; a trailing ``/`` is ignored. A ``host:port`` without scheme gets ``http://``.
-    """
-    url = base_url.strip().rstrip("/")
-    if not url:
-        raise ValueError("the thinking RM base_url is empty")
-    if "://" not in url:
-        url = "http://" + url
-    if url.endswith("/chat/completions"):
-        return url
-    if url.endswith("/v1"):
-        return url + "/chat/completions"
-    return url + "/v1/chat/completions"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or bad."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -186,11 +159,10 @@ class ThinkingJudge:
         self.constrain_output = bool(cfg.constrain_output)
         self.constrain_style = cfg.constrain_style
         self.max_body_bytes = int(max_body_bytes)
-        api_key_env = cfg.api_key_env
+        self.backoff = Backoff(self.backoff_s, self.backoff_max_s, self.max_retry_after_s)
         self.template = load_template(cfg.prompt_template)
         self.stats = JudgeStats()
-        key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._headers = bearer_headers(cfg.api_key_env)
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -320,18 +292,18 @@ class ThinkingJudge:
         self, session: aiohttp.ClientSession, messages: list[dict], n: int, seed: int | None
     ) -> tuple[_Attempt, int]:
         """One request for ``n`` replies with retries; returns the last attempt and the number of attempts."""
-        attempt = _Attempt()
-        attempts = 0
-        for k in range(self.max_retries + 1):
-            if k:
-                self.stats.retries += 1
-                await asyncio.sleep(self._delay(k, attempt.retry_after))
-            attempts += 1
-            attempt = await self._attempt(session, messages, n, seed)
-            if attempt.error == ERROR_NONE or not attempt.retryable:
-                break
-            logger.debug("thinking RM %s: attempt %d failed: %s", self.url, attempts, attempt.detail)
-        return attempt, attempts
+
+        def failed(attempt: _Attempt) -> None:
+            self.stats.retries += 1
+            logger.debug("thinking RM %s: attempt failed: %s", self.url, attempt.detail)
+
+        return await with_retries(
+            lambda: self._attempt(session, messages, n, seed),
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            retry=lambda a: (a.error != ERROR_NONE and a.retryable, a.retry_after),
+            on_retry=failed,
+        )
 
     def reject_input(self, detail: str, start: float | None = None) -> Judgement:
         """Records a judgement that could not be asked because its input is unusable (for example a corrupt image):
@@ -387,12 +359,6 @@ class ThinkingJudge:
             value, error, latency, attempts, detail, replies[0], tuple(scores), tuple(codes), tuple(replies)
         )
 
-    def _delay(self, k: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s)
-        base = min(self.backoff_max_s, self.backoff_s * 2 ** (k - 1))
-        return base * random.uniform(0.5, 1.0)
-
     def _payload(self, messages: list[dict], n: int = 1, seed: int | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -424,12 +390,7 @@ class ThinkingJudge:
         async with self._model_lock:
             if self.model is not None:
                 return
-            models_url = self.url[: -len("/chat/completions")] + "/models"
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-            async with session.get(models_url, headers=self._headers, timeout=timeout) as resp:
-                resp.raise_for_status()
-                data = await resp.json(content_type=None)
-            self.model = str(data["data"][0]["id"])
+            self.model = await served_model(session, self.url, self._headers, self.timeout_s)
             logger.info("thinking RM %s: using served model %r", self.url, self.model)
 
     async def _attempt(
