@@ -166,3 +166,11 @@ def write_report(report: Mapping[str, Any], out: Path | str) -> Path:
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
+
+
+def publish(report: Mapping[str, Any], rows: Iterable[ScoredRow], out: Path | str) -> None:
+    """What ``python -m sophiavl.eval.report`` and ``... score`` write: the report JSON at ``out``, the per-row audit
+    ``rows.jsonl`` beside it, and the markdown table on stdout."""
+    write_report(report, out)
+    write_rows(rows, Path(out).with_name("rows.jsonl"))
+    print(markdown_table(report))

@@ -25,15 +25,7 @@ from sophiavl.eval.benchmarks import ScoredRow
 from sophiavl.eval.compute_score import score_response
 from sophiavl.eval.extract.answer import extract_answer
 from sophiavl.eval.extract.model import Case, add_extract_args, client_from_args, extract_with_model
-from sophiavl.eval.results import (
-    audit,
-    build_report,
-    load_prepared,
-    markdown_table,
-    missing_row,
-    write_report,
-    write_rows,
-)
+from sophiavl.eval.results import audit, build_report, load_prepared, missing_row, publish
 
 
 def read_predictions(path: Path | str) -> dict[tuple[str, str], str]:
@@ -115,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     source = {"kind": "predictions", "predictions": str(args.predictions), "data": args.data}
     report = build_report(rows, source, protocol)
-    write_report(report, args.out)
-    write_rows(rows, Path(args.out).with_name("rows.jsonl"))
-    print(markdown_table(report))
+    publish(report, rows, args.out)
     return 0
 
 

@@ -16,7 +16,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from sophiavl.data_prep.cli import add_conversion_args, add_progress_arg, add_source_args, common_options, run_converter
+from sophiavl.data_prep.cli import (
+    add_conversion_args,
+    add_progress_arg,
+    add_source_args,
+    common_options,
+    run_converter,
+    summary_tail,
+)
 
 from .convert import TrmOptions, convert_trm
 from .fields import CANDIDATES, FieldError, parse_field_overrides
@@ -109,9 +116,7 @@ def summary(report: dict, out: str) -> str:
     for name, fields in report["fields"].items():
         used = ", ".join(f"{role}={key}" for role, key in (fields or {}).items() if key)
         lines.append(f"fields of {name}: {used or '(no records read)'}")
-    lines.append(f"report: {Path(out) / 'report.json'}; rejects: {Path(out) / 'rejects.jsonl'}")
-    if report["status"] != "ok":
-        lines.append(f"FAILED: reject rate {report['reject_rate']:.4f} exceeds --max-reject-rate")
+    lines += summary_tail(report, out)
     return "\n".join(lines)
 
 

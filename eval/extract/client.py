@@ -15,14 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from sophiavl.rewards.trm.openai_api import (
-    Backoff,
-    bearer_headers,
-    chat_completions_url,
-    parse_retry_after,
-    served_model,
-    with_retries,
-)
+from sophiavl.rewards.trm import openai_api
 
 #: Longest wait between two attempts, seconds (a server's ``Retry-After`` is honoured uncapped).
 MAX_BACKOFF_S = 10.0
@@ -83,15 +76,15 @@ class ExtractClient:
                 "need max_concurrency >= 1, timeout_s > 0, max_retries >= 0, max_tokens >= 1; got "
                 f"{max_concurrency}, {timeout_s}, {max_retries}, {max_tokens}"
             )
-        self.url = chat_completions_url(base_url)
+        self.url = openai_api.chat_completions_url(base_url)
         self.model = model
         self.max_concurrency = int(max_concurrency)
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
         self.max_tokens = int(max_tokens)
-        self.backoff = Backoff(self.backoff_s, MAX_BACKOFF_S)
-        self._headers = bearer_headers(api_key_env)
+        self.backoff = openai_api.Backoff(self.backoff_s, MAX_BACKOFF_S)
+        self._headers = openai_api.bearer_headers(api_key_env)
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -114,7 +107,7 @@ class ExtractClient:
             return self.model
         assert self._session is not None, "use the client as 'async with ExtractClient(...)'"
         try:
-            self.model = await served_model(self._session, self.url, self._headers, self.timeout_s)
+            self.model = await openai_api.served_model(self._session, self.url, self._headers, self.timeout_s)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, IndexError, TypeError) as e:
             models_url = self.url[: -len("/chat/completions")] + "/models"
             raise RuntimeError(f"cannot ask {models_url} for the model name ({e!r}); pass --extract-model") from None
@@ -135,7 +128,7 @@ class ExtractClient:
         def counted(_result: tuple) -> None:
             self.stats.retries += 1
 
-        (text, error, _, _), attempts = await with_retries(
+        (text, error, _, _), attempts = await openai_api.with_retries(
             lambda: self._attempt(payload),
             max_retries=self.max_retries,
             backoff=self.backoff,
@@ -158,7 +151,7 @@ class ExtractClient:
                 async with self._session.post(self.url, json=payload, headers=self._headers, timeout=timeout) as r:
                     body = await r.read()
                     status = r.status
-                    retry_after = parse_retry_after(r.headers.get("Retry-After")) if status == 429 else None
+                    retry_after = openai_api.parse_retry_after(r.headers.get("Retry-After")) if status == 429 else None
             except asyncio.TimeoutError:
                 return None, f"timed out after {self.timeout_s:g} s", None, True
             except (aiohttp.ClientError, OSError) as e:
