@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from .convert import ConvertError
 from .schema import IMAGE_MODES
@@ -74,6 +75,15 @@ def common_options(a: argparse.Namespace) -> dict:
         "max_image_bytes": a.max_image_bytes,
         "progress": not a.no_progress,
     }
+
+
+def summary_tail(report: dict, out: str) -> list[str]:
+    """The last lines of both converters' summaries: where the report and the rejects are, and ``FAILED: ...`` when
+    the reject rate exceeds ``--max-reject-rate``."""
+    lines = [f"report: {Path(out) / 'report.json'}; rejects: {Path(out) / 'rejects.jsonl'}"]
+    if report["status"] != "ok":
+        lines.append(f"FAILED: reject rate {report['reject_rate']:.4f} exceeds --max-reject-rate")
+    return lines
 
 
 def run_converter(convert: Callable[[object], dict], opts, summary: Callable[[dict, str], str]) -> int:

@@ -19,8 +19,8 @@ from functools import partial
 from pathlib import Path
 
 from .hub import IMAGE_PATTERNS, SourceError, resolve_src
-from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from .images import ImageStage
+from .options import ConversionOptions
 from .reader import iter_records
 from .records import Problem, RecordRejected, parse_record
 from .report import Report
@@ -39,23 +39,11 @@ class ConvertError(RuntimeError):
 
 
 @dataclass
-class Options:
-    """Conversion settings; see ``python -m sophiavl.data_prep.sophiavl_130k --help`` for each one's meaning."""
+class Options(ConversionOptions):
+    """SophiaVL-R1-130k conversion settings: the shared ones plus ``subsets`` (record files to read by name,
+    case-insensitive; ``None``: all); see ``python -m sophiavl.data_prep.sophiavl_130k --help``."""
 
-    src: str
-    out: str
-    revision: str | None = None
     subsets: list[str] | None = None
-    val_size: int = 500
-    max_rows: int | None = None
-    images: str = "embed"
-    shard_rows: int = 10_000
-    workers: int = 1
-    max_reject_rate: float = 0.05
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_image_bytes: int = DEFAULT_MAX_BYTES
-    batch_rows: int = 64
-    progress: bool = True
 
 
 def discover_subsets(src: Path, wanted: list[str] | None) -> list[tuple[str, Path]]:

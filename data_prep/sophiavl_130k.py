@@ -16,7 +16,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .cli import add_conversion_args, add_progress_arg, add_source_args, common_options, run_converter
+from .cli import add_conversion_args, add_progress_arg, add_source_args, common_options, run_converter, summary_tail
 from .convert import Options, convert
 
 SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "data"
@@ -60,9 +60,7 @@ def summary(report: dict, out: str) -> str:
     ]
     lines += [f"  {reason}: {n}" for reason, n in r["by_reason"].items()]
     lines.append("by subset: " + ", ".join(f"{s} {c['written']}/{c['read']}" for s, c in report["by_subset"].items()))
-    lines.append(f"report: {Path(out) / 'report.json'}; rejects: {Path(out) / 'rejects.jsonl'}")
-    if report["status"] != "ok":
-        lines.append(f"FAILED: reject rate {report['reject_rate']:.4f} exceeds --max-reject-rate")
+    lines += summary_tail(report, out)
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 Used by MathVista and MathVerse, whose official scorers leave this step to a GPT extractor; MMBench, MMStar and
 MMMU follow their own official rules instead (:mod:`sophiavl.eval.option_rules`).
 
-:func:`pick_option` reads the extracted answer text (see :mod:`sophiavl.eval.extract`) and tries, in order:
+:func:`pick_option` reads the extracted answer text (see :mod:`sophiavl.eval.extract.answer`) and tries, in order:
 
 1. the whole text is one option letter in a usual form (``B``, ``(B)``, ``B.``, ``B) 40``, ``\\text{B}``...);
 2. the whole text equals an option's text (case and surrounding punctuation ignored; options sharing that text are
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import string
 
-from sophiavl.rewards.outcome_scorers import option_letters
+from sophiavl.rewards.outcome.scorers import option_letters
 
 LETTERS = string.ascii_uppercase
 

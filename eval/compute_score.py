@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sophiavl.eval.benchmarks import get
-from sophiavl.eval.extract import extract_answer, uses_answer_format
+from sophiavl.eval.extract.answer import extract_answer, uses_answer_format
 
 #: extra_info fields echoed into the returned dict (``""`` where the row has none)
 ECHO_KEYS = ("benchmark", "id", "group", "version", "category", "subcategory")

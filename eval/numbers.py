@@ -1,4 +1,5 @@
-"""Reading numbers out of short answers: shared by the MathVista, MMMU and ChartQA rules."""
+"""Numbers in text: read out of short answers (shared by the MathVista, MMMU and ChartQA rules), and written into the
+reports' tables (:func:`number_text`)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,9 @@ def answer_number(text: str) -> float | None:
     cleaned = re.sub(r"[$%°]", " ", cleaned)
     found = numbers_in(cleaned)
     return found[-1] if found else None
+
+
+def number_text(value: float | None, fmt: str = ".1f") -> str:
+    """``value`` formatted with ``fmt`` (``format(0.25, ".1f")`` -> ``"0.2"``) for a report table; ``"-"`` for
+    ``None`` (a number that could not be computed, e.g. no row scored)."""
+    return "-" if value is None else format(value, fmt)

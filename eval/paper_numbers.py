@@ -67,8 +67,3 @@ SUB_SCORES: dict[str, dict[str, dict[str, float]]] = {
         },
     },
 }
-
-
-def paper_number(model: str, benchmark: str) -> float | None:
-    """The paper's headline number of ``model`` on ``benchmark``, or ``None``."""
-    return HEADLINE.get(model, {}).get(benchmark)

@@ -13,7 +13,7 @@ the markdown table.
 
 With ``--extract-url URL [--extract-model NAME]`` (needs ``--data``) the rows the rules left undecided
 (``decided_by`` ``none`` in the dump) go to that OpenAI-compatible server with their response (the dump's
-``output``); see :mod:`sophiavl.eval.model_extract`.
+``output``); see :mod:`sophiavl.eval.extract.model`.
 """
 
 from __future__ import annotations
@@ -26,17 +26,9 @@ from pathlib import Path
 
 from sophiavl.eval.benchmarks import ScoredRow
 from sophiavl.eval.compute_score import score_response
-from sophiavl.eval.extract import extract_answer
-from sophiavl.eval.model_extract import Case, add_extract_args, client_from_args, extract_with_model
-from sophiavl.eval.results import (
-    audit,
-    build_report,
-    load_prepared,
-    markdown_table,
-    missing_row,
-    write_report,
-    write_rows,
-)
+from sophiavl.eval.extract.answer import extract_answer
+from sophiavl.eval.extract.model import Case, add_extract_args, client_from_args, extract_with_model
+from sophiavl.eval.results import audit, build_report, load_prepared, missing_row, publish
 
 #: keys a dump line must carry (returned by sophiavl.eval.compute_score)
 REQUIRED = ("benchmark", "id", "acc", "answer_format")
@@ -163,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_report(report, args.out)
-    write_rows(rows, Path(args.out).with_name("rows.jsonl"))
-    print(markdown_table(report))
+    publish(report, rows, args.out)
     return 0
 
 

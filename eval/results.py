@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sophiavl.eval.benchmarks import BENCHMARKS, ScoredRow, get
+from sophiavl.eval.numbers import number_text
 from sophiavl.eval.paper_numbers import HEADLINE, QWEN, SOPHIAVL, SUB_SCORES
 
 Key = tuple[str, str]  # (benchmark, id)
@@ -132,12 +133,6 @@ def build_report(rows: Iterable[ScoredRow], source: Mapping[str, Any], protocol:
     return {"benchmarks": benchmarks, "protocol": protocol, "source": dict(source)}
 
 
-def _num(value: float | None, unit: str = "%") -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}"
-
-
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The report as one markdown table: benchmark, this model's number, the paper's two, the ``<answer>`` format
     share (%), rows and missing rows. Under a model protocol two more columns follow this model's number: the
@@ -155,10 +150,10 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         more = ""
         if with_model:
             sent = b["model_extracted"] + b["model_failed"]
-            more = f" {_num(b['rule_score'])}{unit} | {b['model_extracted']} of {sent} |"
+            more = f" {number_text(b['rule_score'])}{unit} | {b['model_extracted']} of {sent} |"
         lines.append(
-            f"| {name} | {_num(b['score'])}{unit} |{more} {_num(b['paper'][SOPHIAVL])} | {_num(b['paper'][QWEN])} | "
-            f"{share} | {b['n']} | {b['missing']} |"
+            f"| {name} | {number_text(b['score'])}{unit} |{more} {number_text(b['paper'][SOPHIAVL])} | "
+            f"{number_text(b['paper'][QWEN])} | {share} | {b['n']} | {b['missing']} |"
         )
     return "\n".join(lines)
 
@@ -171,3 +166,11 @@ def write_report(report: Mapping[str, Any], out: Path | str) -> Path:
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
+
+
+def publish(report: Mapping[str, Any], rows: Iterable[ScoredRow], out: Path | str) -> None:
+    """What ``python -m sophiavl.eval.report`` and ``... score`` write: the report JSON at ``out``, the per-row audit
+    ``rows.jsonl`` beside it, and the markdown table on stdout."""
+    write_report(report, out)
+    write_rows(rows, Path(out).with_name("rows.jsonl"))
+    print(markdown_table(report))

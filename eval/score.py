@@ -10,7 +10,7 @@ same row, is an error (exit status 2). Writes ``report.json``, ``rows.jsonl`` be
 scored) and prints the markdown table.
 
 With ``--extract-url URL [--extract-model NAME]`` the rows the rules cannot decide go to that OpenAI-compatible
-server (:mod:`sophiavl.eval.model_extract`); ``score`` is then the number under that protocol and ``rule_score`` the
+server (:mod:`sophiavl.eval.extract.model`); ``score`` is then the number under that protocol and ``rule_score`` the
 rules-only one.
 """
 
@@ -23,17 +23,9 @@ from pathlib import Path
 
 from sophiavl.eval.benchmarks import ScoredRow
 from sophiavl.eval.compute_score import score_response
-from sophiavl.eval.extract import extract_answer
-from sophiavl.eval.model_extract import Case, add_extract_args, client_from_args, extract_with_model
-from sophiavl.eval.results import (
-    audit,
-    build_report,
-    load_prepared,
-    markdown_table,
-    missing_row,
-    write_report,
-    write_rows,
-)
+from sophiavl.eval.extract.answer import extract_answer
+from sophiavl.eval.extract.model import Case, add_extract_args, client_from_args, extract_with_model
+from sophiavl.eval.results import audit, build_report, load_prepared, missing_row, publish
 
 
 def read_predictions(path: Path | str) -> dict[tuple[str, str], str]:
@@ -60,7 +52,7 @@ def score_predictions(
     data: Path | str, predictions: dict[tuple[str, str], str], benchmarks: list[str] | None = None, client=None
 ) -> tuple[list[ScoredRow], str]:
     """Scores every prepared row of the benchmarks (default: those named in ``predictions``) with its prediction;
-    rows without one become missing (wrong). With ``client`` (an :class:`~sophiavl.eval.extract_client.ExtractClient`)
+    rows without one become missing (wrong). With ``client`` (an :class:`~sophiavl.eval.extract.client.ExtractClient`)
     the rows the rules leave undecided go to the model. Returns the rows and the protocol (``rules`` or
     ``rules+model:NAME``). ``ValueError`` for predictions of rows that were not prepared."""
     names = benchmarks or sorted({b for b, _ in predictions})
@@ -115,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     source = {"kind": "predictions", "predictions": str(args.predictions), "data": args.data}
     report = build_report(rows, source, protocol)
-    write_report(report, args.out)
-    write_rows(rows, Path(args.out).with_name("rows.jsonl"))
-    print(markdown_table(report))
+    publish(report, rows, args.out)
     return 0
 
 

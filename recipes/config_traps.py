@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sophiavl.rewards.trust_config import SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH, select
+from sophiavl.recipes.trust_wiring_check import SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH, select
 
 
 def uses_trust_sampler(config: Any) -> bool:

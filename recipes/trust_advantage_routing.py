@@ -2,7 +2,7 @@
 
 Why this exists. The paper's joint mode needs nothing but the shaped reward ``R``: the sampler writes it into
 ``rm_scores`` and the estimator group-normalises the row sums. The other modes (``normalize: decoupled | papo``,
-``whiten_batch``; :mod:`sophiavl.rewards.trust_variants`) need ``Ro``, ``Rt'``, the weight and the usable flag
+``whiten_batch``; :mod:`sophiavl.rewards.trust.variants`) need ``Ro``, ``Rt'``, the weight and the usable flag
 *separately* at normalisation time, and whitening needs the whole step. What verl 0.9.1's V1 trainer hands a
 registered estimator (``PPOTrainer._compute_advantage`` -> ``compute_advantage_for_multi_trajectories`` -> for any
 estimator but ``grpo`` ``compute_advantage`` on *all* rows) is only ``token_level_rewards`` (``rm_scores`` padded,

@@ -29,8 +29,8 @@ import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from sophiavl.recipes.trust_advantage_routing import routed_advantages
-from sophiavl.rewards.trust import group_advantages
-from sophiavl.rewards.trust_config import ESTIMATOR_NAME, SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH, select
+from sophiavl.recipes.trust_wiring_check import ESTIMATOR_NAME, SAMPLER_KEY, SAMPLER_NAME, SAMPLER_PATH, select
+from sophiavl.rewards.trust.weights import group_advantages
 
 
 class ShapedUids:

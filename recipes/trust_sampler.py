@@ -11,7 +11,7 @@ How the reward reaches it (verl 0.9.1, V1 trainer, streaming reward loop): the r
 zeros elsewhere), and its ``reward_extra_info`` dict is stored inside the trajectory's ``extra_fields`` field
 (``extra_fields["reward_extra_info"]``). Both are in TransferQueue when a group turns ``finished``. On every
 training ``sample()`` this class lets verl pick the batch of complete groups, reads ``rm_scores`` and
-``extra_fields`` of those keys, applies :func:`sophiavl.rewards.trust.shape_rewards` with the real global step,
+``extra_fields`` of those keys, applies :func:`sophiavl.rewards.trust.weights.shape_rewards` with the real global step,
 writes the shaped reward back into ``rm_scores`` (the row sum becomes ``R``; nothing else is touched), records the
 shaped uids for the ``trust_grpo`` estimator and returns ``trust/...`` metrics that verl logs. Validation
 (``partition_id="val"``) passes through untouched.
@@ -39,17 +39,16 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, routed_uid_field
 from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS
-from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
-from sophiavl.rewards.outcome_metrics import scorer_failure_metrics
-from sophiavl.rewards.reward_manager import SAMPLE_KEY_PREFIX
-from sophiavl.rewards.trust import TrustResult, shape_rewards
-from sophiavl.rewards.trust_config import ESTIMATOR_NAME, TrustConfig, known_estimators
-from sophiavl.rewards.trust_variants import advantage_metrics, variant_advantages
+from sophiavl.recipes.trust_wiring_check import ESTIMATOR_NAME, known_estimators
+from sophiavl.rewards.outcome.metrics import scorer_failure_metrics
+from sophiavl.rewards.reward_info import SAMPLE_KEY_PREFIX, TRUST_SAMPLER_KEYS
+from sophiavl.rewards.trm.codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.variants import advantage_metrics, variant_advantages
+from sophiavl.rewards.trust.weights import TrustResult, shape_rewards
 
 logger = logging.getLogger(__name__)
 
-#: Per-sample keys of ``reward_extra_info`` the sampler reads (the reward manager's contract).
-EXTRA_KEYS = ("outcome", "thinking", "thinking_status", "thinking_error", "rm_latency_s")
 VERL_MANAGED = "verl-managed reward model"
 
 
@@ -222,7 +221,7 @@ class TrustSampler(ReplayBuffer):
     @staticmethod
     def _extra_columns(extras: list[dict], keys: list[str]) -> dict[str, np.ndarray]:
         columns = {}
-        for name in EXTRA_KEYS:
+        for name in TRUST_SAMPLER_KEYS:
             try:
                 columns[name] = np.array([float(info[name]) for info in extras], dtype=np.float64)
             except (KeyError, TypeError):
@@ -231,7 +230,7 @@ class TrustSampler(ReplayBuffer):
                 )
                 raise RuntimeError(
                     f"trajectory {bad!r} has no reward_extra_info[{name!r}]: the trust sampler needs the SophiaVL "
-                    f"reward manager's extra info ({', '.join(EXTRA_KEYS)}) on every training sample; check "
+                    f"reward manager's extra info ({', '.join(TRUST_SAMPLER_KEYS)}) on every training sample; check "
                     "reward.reward_manager and reward.custom_reward_function"
                 ) from None
         return columns

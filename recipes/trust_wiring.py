@@ -5,9 +5,9 @@ every process). The recipe sets ``algorithm.trust_grpo.check_wiring: ${sophiavl.
 ``TaskRunner.run`` resolves the whole config (``OmegaConf.to_container(config, resolve=True)``) before it builds
 the trainer, so a missing trust sampler, an unknown estimator or a wrong trainer mode stops the run there, before
 any worker, model or rollout starts. The resolver receives the config root and calls
-:func:`sophiavl.rewards.trust_config.check_trust_wiring` and :func:`sophiavl.recipes.config_traps.config_trap_problems`
-(configurations verl would run wrongly); it resolves to ``true``. Setting the key to ``false``
-skips the check.
+:func:`sophiavl.recipes.trust_wiring_check.check_trust_wiring` and
+:func:`sophiavl.recipes.config_traps.config_trap_problems` (configurations verl would run wrongly); it resolves to
+``true``. Setting the key to ``false`` skips the check.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from sophiavl.recipes.config_traps import config_trap_problems
-from sophiavl.rewards.trust_config import check_trust_wiring
+from sophiavl.recipes.trust_wiring_check import check_trust_wiring
 
 RESOLVER_NAME = "sophiavl.check_trust_wiring"
 

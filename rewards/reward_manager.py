@@ -5,30 +5,9 @@ Selected in the recipe by ``reward.reward_manager.source=importlib``,
 ``reward.reward_manager.name=ThinkingRewardManager``. verl calls :meth:`ThinkingRewardManager.run_single` once per
 response, in any order; the group-level trust shaping happens later, in the trust sampler.
 
-Per sample it returns ``reward_score = Ro`` and ``reward_extra_info`` with the same float keys for every sample:
-
-=================  ==========================================================================================
-``outcome``        ``Ro`` in [0, 1]
-``thinking``       ``Rt`` in [0, 1]; NaN when not available
-``thinking_status`` 0 ok, 1 skipped (validation row, or ``official`` semantics and ``Ro < skip_rm_below``),
-                   2 failed (after retries, unparseable reply, or unusable input)
-``thinking_error`` 0 none; the HTTP status; -1 timeout; -2 connection error; -3 unparseable; -4 malformed
-                   response; -5 unusable input (e.g. a corrupt image)
-``format_ok``      1.0 when the response passes the ``<think>``/``<answer>`` format gate, else 0.0
-``scorer_failed``  1.0 when the outcome scorer timed out or raised (``Ro`` is then 0 and the reward worker logs a
-                   warning naming the data source, problem type and answer), else 0.0; the trust sampler logs the
-                   step's count as ``outcome/scorer_failed_count``
-``rm_latency_s``   seconds spent in the judge call, retries included; 0 when skipped
-``acc``            1.0 when ``Ro >= algorithm.trust_grpo.correct_threshold`` (0.5; verl's ``val-core``), else 0.0
-``reward_begin_t`` Unix time (s) at which verl handed the finished response to the manager (its rollout ended)
-``reward_end_t``   Unix time (s) at which its reward was ready; the trust sampler logs the batch's reward tail
-                   ``max(reward_end_t) - max(reward_begin_t)`` (the wait for rewards after the last rollout)
-=================  ==========================================================================================
-
-With ``reward.thinking_rm.samples`` = K > 1 the judge returns K scores per response: ``thinking`` is the mean of
-the usable ones and K more keys ``thinking_sample_0`` .. ``thinking_sample_{K-1}`` hold each sample's score (NaN for
-a failed sample, or for every sample when the response was not judged), so the keys stay the same for every sample
-of the run. The trust sampler reads them for ``algorithm.trust_grpo.trust=variance``.
+Per sample it returns ``reward_score = Ro`` and ``reward_extra_info``, the same float keys for every sample: the
+contract is :class:`sophiavl.rewards.reward_info.RewardInfo` (``outcome``, ``thinking``, ``thinking_status`` ...,
+plus ``thinking_sample_{j}`` when ``reward.thinking_rm.samples`` = K > 1).
 
 With ``reward.thinking_rm.enable=false`` no judge is built and no call is made: every response has
 ``thinking_status`` 1 (skipped) and a NaN ``thinking`` (the GRPO baseline, recipe ``sophiavl_grpo``).
@@ -46,41 +25,20 @@ import math
 import time
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
-from sophiavl.rewards import trust_config
-from sophiavl.rewards.judge_codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
 from sophiavl.rewards.outcome import compute_score as outcome_compute_score
-from sophiavl.rewards.outcome import format_ok as passes_format
-from sophiavl.rewards.sample_inputs import first_image, question_text
-from sophiavl.rewards.thinking_client import ThinkingJudge
-from sophiavl.rewards.thinking_config import ThinkingRMConfig
+from sophiavl.rewards.outcome.score import format_ok as passes_format
+from sophiavl.rewards.reward_info import RewardInfo, sample_keys
+from sophiavl.rewards.trm.client import ThinkingJudge
+from sophiavl.rewards.trm.codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED
+from sophiavl.rewards.trm.config import ThinkingRMConfig
+from sophiavl.rewards.trm.inputs import first_image, question_text
+from sophiavl.rewards.trust.config import TrustConfig
 
 logger = logging.getLogger(__name__)
-
-
-#: The ``reward_extra_info`` keys, identical for every sample (plus :func:`sample_keys` when K > 1).
-EXTRA_KEYS = (
-    "outcome",
-    "thinking",
-    "thinking_status",
-    "thinking_error",
-    "format_ok",
-    "scorer_failed",
-    "rm_latency_s",
-    "acc",
-    "reward_begin_t",
-    "reward_end_t",
-)
-#: Prefix of the per-sample score keys ``thinking_sample_{j}`` (K > 1 only).
-SAMPLE_KEY_PREFIX = "thinking_sample_"
-
-
-def sample_keys(samples: int) -> tuple[str, ...]:
-    """The per-sample score keys for K = ``samples`` judge replies: none for K = 1, else
-    ``thinking_sample_0`` .. ``thinking_sample_{K-1}``."""
-    return () if samples <= 1 else tuple(f"{SAMPLE_KEY_PREFIX}{j}" for j in range(samples))
 
 
 def judge_endpoint(rm_cfg: ThinkingRMConfig, reward_router_address: str | None) -> str:
@@ -97,6 +55,12 @@ def judge_endpoint(rm_cfg: ThinkingRMConfig, reward_router_address: str | None) 
         "OpenAI-compatible server) or reward.reward_model.enable=true with reward.reward_model.enable_resource_pool="
         "true (verl serves it)"
     )
+
+
+def _select(config: Any, dotted: str) -> Any:
+    """``config.a.b.c`` of verl's config (a DictConfig, or nested dicts); ``None`` where a level is missing."""
+    node = config if isinstance(config, DictConfig) else OmegaConf.create(config)
+    return OmegaConf.select(node, dotted, default=None)
 
 
 class ThinkingRewardManager(RewardManagerBase):
@@ -121,9 +85,10 @@ class ThinkingRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ) -> None:
         super().__init__(config, tokenizer, compute_score)
-        trust_config.check_trust_wiring(config)  # second line of defence; the recipe's resolver checks first
-        self.trust = trust_config.TrustConfig.from_config(trust_config.select(config, "algorithm.trust_grpo"))
-        self.rm_cfg = ThinkingRMConfig.from_config(trust_config.select(config, "reward.thinking_rm"))
+        # the wiring (sampler, estimator, trainer mode) is checked when verl resolves the recipe's config
+        # (sophiavl.recipes.trust_wiring); here only the two nodes this manager reads
+        self.trust = TrustConfig.from_config(_select(config, "algorithm.trust_grpo"))
+        self.rm_cfg = ThinkingRMConfig.from_config(_select(config, "reward.thinking_rm"))
         self.compute_score = self._outcome_function(compute_score)
         self.is_async_score = inspect.iscoroutinefunction(self.compute_score)
         self.reward_router_address = reward_router_address
@@ -134,24 +99,13 @@ class ThinkingRewardManager(RewardManagerBase):
             return  # no thinking reward: no judge, no endpoint needed
         model = self.rm_cfg.model
         if model is None and not self.rm_cfg.base_url:
-            model = trust_config.select(config, "reward.reward_model.model_path")
-        num_workers = max(1, int(trust_config.select(config, "reward.num_workers", 1)))
-        self.judge = ThinkingJudge(
-            judge_endpoint(self.rm_cfg, reward_router_address),
-            model,
-            api_key_env=self.rm_cfg.api_key_env,
+            model = _select(config, "reward.reward_model.model_path")
+        num_workers = max(1, int(_select(config, "reward.num_workers") or 1))
+        self.judge = ThinkingJudge.from_config(
+            self.rm_cfg,
+            base_url=judge_endpoint(self.rm_cfg, reward_router_address),
+            model=model,
             max_concurrency=max(1, math.ceil(self.rm_cfg.max_concurrency / num_workers)),
-            timeout_s=self.rm_cfg.timeout_s,
-            max_retries=self.rm_cfg.max_retries,
-            backoff_s=self.rm_cfg.backoff_s,
-            backoff_max_s=self.rm_cfg.backoff_max_s,
-            max_tokens=self.rm_cfg.max_tokens,
-            temperature=self.rm_cfg.temperature,
-            samples=self.rm_cfg.samples,
-            seed=self.rm_cfg.seed,
-            constrain_output=self.rm_cfg.constrain_output,
-            constrain_style=self.rm_cfg.constrain_style,
-            prompt_template=self.rm_cfg.prompt_template,
         )
 
     @staticmethod
@@ -233,7 +187,7 @@ class ThinkingRewardManager(RewardManagerBase):
             if self.sample_keys:
                 per_sample = [float("nan") if v is None else float(v) for v in judgement.scores]
 
-        info = {
+        info: RewardInfo = {
             "outcome": outcome,
             "thinking": thinking,
             "thinking_status": float(status),

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from sophiavl.rewards.bounded_scorer import ScorerPool, shared_pool
 from sophiavl.rewards.outcome import compute_score
-from sophiavl.rewards.outcome_metrics import scorer_failure_metrics
+from sophiavl.rewards.outcome.bounded import ScorerPool, shared_pool
+from sophiavl.rewards.outcome.metrics import scorer_failure_metrics
 
 # sympy evaluates the integral symbolically: minutes in a worker thread (measured: not done after 20 s)
 RUNAWAY = [

@@ -20,11 +20,11 @@ from sophiavl_tests_data_prep_helpers import bomb_png, folder_files, lay_out_hub
 
 from sophiavl.data_prep.convert import ConvertError
 from sophiavl.data_prep.sample.make_trm_sample import build
-from sophiavl.data_prep.thinking_156k import SAMPLE_ROOT, main
-from sophiavl.data_prep.thinking_convert import TrmOptions, convert_trm
-from sophiavl.data_prep.thinking_fields import FieldError, detect_fields, parse_field_overrides
-from sophiavl.data_prep.thinking_records import REASONS, SampleRejected, image_paths, parse_score
-from sophiavl.rewards.thinking_prompt import sft_messages
+from sophiavl.data_prep.thinking_156k.cli import SAMPLE_ROOT, main
+from sophiavl.data_prep.thinking_156k.convert import TrmOptions, convert_trm
+from sophiavl.data_prep.thinking_156k.fields import FieldError, detect_fields, parse_field_overrides
+from sophiavl.data_prep.thinking_156k.records import REASONS, SampleRejected, image_paths, parse_score
+from sophiavl.rewards.trm.prompt import sft_messages
 
 LEVELS = [f"{k / 10:.1f}" for k in range(11)]
 

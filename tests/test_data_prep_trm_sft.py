@@ -14,8 +14,8 @@ import pytest
 from omegaconf import OmegaConf
 from sophiavl_tests_data_prep_helpers import import_qwen_vl_utils, offline_qwen25vl_processor
 
-from sophiavl.data_prep.thinking_156k import SAMPLE_ROOT
-from sophiavl.data_prep.thinking_convert import TrmOptions, convert_trm
+from sophiavl.data_prep.thinking_156k.cli import SAMPLE_ROOT
+from sophiavl.data_prep.thinking_156k.convert import TrmOptions, convert_trm
 
 # 224x224 shapes: smart_resize keeps 224 (a multiple of 28), 16x16 patches = 256 -> 256 / merge 2**2 = 64 tokens
 SHAPES_TOKENS = 64

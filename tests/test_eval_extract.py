@@ -11,7 +11,7 @@ import pytest
 
 from sophiavl.eval import report as report_cli
 from sophiavl.eval import score as score_cli
-from sophiavl.eval.extract_prompts import read_judgement
+from sophiavl.eval.extract.prompts import read_judgement
 
 
 def _by_path(filename: str, name: str):
@@ -211,7 +211,7 @@ def test_read_judgement():
 def test_client_retries_rate_limits_and_dropped_connections(fake_judge):
     import asyncio
 
-    from sophiavl.eval.extract_client import ExtractClient
+    from sophiavl.eval.extract.client import ExtractClient
 
     fake_judge.push(("status", 429, {"Retry-After": "0.05"}), ("drop",), ("reply", "C"), ("status", 400))
 
@@ -246,7 +246,7 @@ def test_report_on_a_dump_from_before_decided_by(data, tmp_path, fake_judge):
 
 
 def test_replies_are_read_like_vlmevalkit_reads_them():
-    from sophiavl.eval.model_extract import Case, prompt_and_reader
+    from sophiavl.eval.extract.model import Case, prompt_and_reader
 
     mc = {"problem_type": "multiple choice", "n_options": 3, "options": ["dog", "cat", "bird"], "question": "Which?"}
     prompt, read = prompt_and_reader(Case("mmbench", "a feline", "B", mc))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from sophiavl.eval.compute_score import compute_score
-from sophiavl.rewards.trust_config import check_trust_wiring
+from sophiavl.recipes.trust_wiring_check import check_trust_wiring
 
 
 def test_the_contract_keys(compose_ppo):

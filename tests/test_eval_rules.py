@@ -8,7 +8,7 @@ import pytest
 from sophiavl.eval.benchmarks import chartqa, mathverse, mathvista, mme, mmmu
 from sophiavl.eval.choices import pick_option
 from sophiavl.eval.compute_score import ECHO_KEYS, compute_score
-from sophiavl.eval.extract import extract_answer, last_boxed, uses_answer_format
+from sophiavl.eval.extract.answer import extract_answer, last_boxed, uses_answer_format
 from sophiavl.eval.numbers import answer_number, numbers_in, to_float
 
 

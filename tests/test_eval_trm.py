@@ -24,9 +24,9 @@ import pytest
 from PIL import Image
 from sophiavl_tests_data_prep_helpers import lay_out_hub_cache
 
-from sophiavl.eval.trm import main
-from sophiavl.rewards.thinking_client import ThinkingJudge
-from sophiavl.rewards.thinking_prompt import load_template, sft_messages
+from sophiavl.eval.trm.cli import main
+from sophiavl.rewards.trm.client import ThinkingJudge
+from sophiavl.rewards.trm.prompt import load_template, sft_messages
 
 FAST = ["--timeout-s", "0.3", "--max-retries", "1", "--backoff-s", "0.01", "--backoff-max-s", "0.02"]
 MARK = re.compile(r"\[(score|samples|fail)=([^\]]*)\]")
@@ -412,7 +412,7 @@ def test_pairwise_from_the_hub_cache_offline(judge_server, vlrb_folder, tmp_path
 
 def test_rows_whose_prompt_the_judge_would_not_send_are_rejected():
     """A row is used only when the judge's request for the recovered question and response is the row's prompt."""
-    from sophiavl.eval.trm_data import pointwise_item
+    from sophiavl.eval.trm.data import pointwise_item
 
     template = load_template()
     good = val_row(0, "S", 0.5, "<think>ok</think> [score=0.5]", None)
@@ -439,7 +439,7 @@ def test_rows_whose_prompt_the_judge_would_not_send_are_rejected():
 def test_pointwise_on_the_converters_own_validation_rows(judge_server, tmp_path):
     """The Thinking-156k converter's real output (its embedded sample, images embedded): every validation row is
     usable, its label is the row's score, and each request carries exactly the row's prompt and image bytes."""
-    from sophiavl.data_prep.thinking_156k import main as convert
+    from sophiavl.data_prep.thinking_156k.cli import main as convert
 
     assert convert(["--out", str(tmp_path / "trm"), "--val-size", "16", "--no-progress"]) == 0
     data = tmp_path / "trm" / "val-00000.parquet"

@@ -1,4 +1,4 @@
-"""TRM evaluation arithmetic (``sophiavl.eval.trm_metrics``, ``sophiavl.eval.trm_pairwise``) against hand-computed
+"""TRM evaluation arithmetic (``sophiavl.eval.trm.metrics``, ``sophiavl.eval.trm.pairwise``) against hand-computed
 values."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from sophiavl.eval.trm_metrics import (
+from sophiavl.eval.trm.metrics import (
     agreement,
     agreement_summary,
     average_ranks,
@@ -19,7 +19,7 @@ from sophiavl.eval.trm_metrics import (
     rmse,
     spearman,
 )
-from sophiavl.eval.trm_pairwise import PairScore, credit, id_prefix, pairwise_summary, source_of, table3
+from sophiavl.eval.trm.pairwise import PairScore, credit, id_prefix, pairwise_summary, source_of, table3
 
 # six labelled rows; in tenths: labels 0 3 5 7 10 7, predictions 1 3 8 8 6 7
 LABELS = [0.0, 0.3, 0.5, 0.7, 1.0, 0.7]

@@ -1,6 +1,6 @@
 """The judge status/error codes that travel through verl's reward extra info, and their words."""
 
-from sophiavl.rewards.judge_codes import describe_error, error_kind
+from sophiavl.rewards.trm.codes import describe_error, error_kind
 
 
 def test_describe_error_words():

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from sophiavl.rewards.outcome import clean_ground_truth, compute_score, extract_answer, format_ok, outcome_score
-from sophiavl.rewards.outcome_scorers import option_letters
+from sophiavl.rewards.outcome.score import clean_ground_truth, compute_score, extract_answer, format_ok, outcome_score
+from sophiavl.rewards.outcome.scorers import option_letters
 
 
 def wrap(answer: str, think: str = "reasoning") -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from sophiavl.rewards.thinking_config import ThinkingRMConfig
-from sophiavl.rewards.trust_config import TrustConfig
+from sophiavl.rewards.trm.config import ThinkingRMConfig
+from sophiavl.rewards.trust.config import TrustConfig
 
 SAMPLER = "trainer.v1.sampler.custom_sampler"
 

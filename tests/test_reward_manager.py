@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 from verl import DataProto
 
-from sophiavl.rewards.reward_manager import EXTRA_KEYS, ThinkingRewardManager
+from sophiavl.rewards.reward_info import EXTRA_KEYS
+from sophiavl.rewards.reward_manager import ThinkingRewardManager
 
 GOOD = "<think>2 plus 2 is 4</think><answer>4</answer>"
 WRONG = "<think>2 plus 2 is 5</think><answer>5</answer>"

@@ -7,14 +7,15 @@ import time
 
 import pytest
 
-from sophiavl.rewards.judge_codes import (
+from sophiavl.rewards.trm.client import ThinkingJudge
+from sophiavl.rewards.trm.codes import (
     ERROR_BAD_INPUT,
     ERROR_CONNECTION,
     ERROR_MALFORMED,
     ERROR_TIMEOUT,
     ERROR_UNPARSEABLE,
 )
-from sophiavl.rewards.thinking import SCORE_REGEX, ThinkingJudge
+from sophiavl.rewards.trm.prompt import SCORE_REGEX
 
 FAST = {"timeout_s": 0.5, "max_retries": 2, "backoff_s": 0.01, "backoff_max_s": 0.02}
 

@@ -8,9 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from sophiavl.rewards.thinking import SCORE_REGEX, load_template, parse_score
-from sophiavl.rewards.thinking_client import chat_completions_url, parse_retry_after
-from sophiavl.rewards.thinking_prompt import build_messages, sniff_image_mime
+from sophiavl.rewards.trm.client import chat_completions_url, parse_retry_after
+from sophiavl.rewards.trm.parse import parse_score
+from sophiavl.rewards.trm.prompt import SCORE_REGEX, build_messages, load_template, sniff_image_mime
 
 
 @pytest.mark.parametrize(

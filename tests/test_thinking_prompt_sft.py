@@ -10,9 +10,9 @@ import re
 import pytest
 from PIL import Image
 
-from sophiavl.rewards.sample_inputs import question_text
-from sophiavl.rewards.thinking_parse import parse_score
-from sophiavl.rewards.thinking_prompt import (
+from sophiavl.rewards.trm.inputs import question_text
+from sophiavl.rewards.trm.parse import parse_score
+from sophiavl.rewards.trm.prompt import (
     SCORE_REGEX,
     build_messages,
     format_score,
@@ -54,7 +54,7 @@ def test_sft_turns_equal_the_judge_request(question, response, with_image):
 
 
 def test_user_text_is_the_template_with_stripped_inputs():
-    # hand-written expectation from rewards/prompts/thinking_judge.txt's last lines
+    # hand-written expectation from rewards/trm/prompts/thinking_judge.txt's last lines
     sft = sft_messages("<image>Count the dots.", " <think>two <image>dots</think><answer>2</answer> ", True, 0.3)
     assert sft[1]["content"].endswith(
         "Question: Count the dots.\n\nResponse to grade: <think>two dots</think><answer>2</answer>\n<image>"

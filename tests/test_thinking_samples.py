@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from sophiavl.rewards.judge_codes import ERROR_MALFORMED, ERROR_UNPARSEABLE
-from sophiavl.rewards.thinking import ThinkingJudge
-from sophiavl.rewards.thinking_config import ThinkingRMConfig
+from sophiavl.rewards.trm.client import ThinkingJudge
+from sophiavl.rewards.trm.codes import ERROR_MALFORMED, ERROR_UNPARSEABLE
+from sophiavl.rewards.trm.config import ThinkingRMConfig
 
 FAST = {"timeout_s": 0.5, "max_retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.02}
 

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sophiavl.rewards.reward_manager import ThinkingRewardManager
-from sophiavl.rewards.thinking_config import ThinkingRMConfig
+from sophiavl.rewards.trm.config import ThinkingRMConfig
 
 
 @pytest.mark.parametrize("recipe", ["sophiavl", "sophiavl_official"])

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sophiavl.rewards.trust_cli import main
+from sophiavl.rewards.trust.cli import main
 
 ISSUE_ARGS = ["--outcome", "1,1,1,0,0,0,0,0", "--thinking", "0.6,0.5,0.7,0.8,0.9,0.2,0.7,0.6", "--step", "100"]
 

@@ -10,7 +10,7 @@ from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
-from sophiavl.rewards.trust_config import check_trust_wiring
+from sophiavl.recipes.trust_wiring_check import check_trust_wiring
 
 EPS = 1e-6
 

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from sophiavl.rewards.trust import anneal_factor, group_advantages, shape_rewards
-from sophiavl.rewards.trust_config import TrustConfig
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.weights import anneal_factor, group_advantages, shape_rewards
 
 NAN = float("nan")
 EPS = 1e-6

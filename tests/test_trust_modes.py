@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from sophiavl.rewards.trust import shape_rewards
-from sophiavl.rewards.trust_config import TrustConfig
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.weights import shape_rewards
 
 NAN = float("nan")
 

@@ -10,9 +10,9 @@ import math
 import pytest
 import torch
 
-from sophiavl.rewards.trust import group_advantages, shape_rewards
-from sophiavl.rewards.trust_config import TrustConfig
-from sophiavl.rewards.trust_variants import advantage_metrics, subset_z, variant_advantages, whiten
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.variants import advantage_metrics, subset_z, variant_advantages, whiten
+from sophiavl.rewards.trust.weights import group_advantages, shape_rewards
 
 NAN = float("nan")
 E = 1e-6

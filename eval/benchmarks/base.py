@@ -43,7 +43,7 @@ class Verdict:
     """A rule's verdict on one answer: ``correct``; ``answer`` the normalised answer it compared (an option letter,
     a number, the text), ``None`` when it found none; ``decided`` whether the rules reached a verdict they trust
     (``False``: no answer found, or a free-form answer they cannot match; such a row is wrong under the rules and is
-    the one a model may decide, see :mod:`sophiavl.eval.model_extract`)."""
+    the one a model may decide, see :mod:`sophiavl.eval.extract.model`)."""
 
     correct: bool
     answer: str | None
@@ -89,7 +89,7 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark: where its hub data lives, how a hub row converts, how a response scores, how rows aggregate.
+    """One benchmark: its split and id column, how a hub row converts, how a response scores, how rows aggregate.
 
     ``id_column`` is ``None`` when the benchmark has no unique id (the row's position in the split is used).
     ``convert(row)`` returns an :class:`EvalItem` whose ``id`` may be empty (filled by the caller) or raises
@@ -98,7 +98,6 @@ class Benchmark:
     """
 
     name: str
-    hub_id: str
     config: str | None
     split: str
     id_column: str | None

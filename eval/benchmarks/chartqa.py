@@ -97,7 +97,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="chartqa",
-    hub_id="HuggingFaceM4/ChartQA",
     config=None,
     split="test",
     id_column=None,

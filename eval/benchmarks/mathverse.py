@@ -5,12 +5,12 @@ the question itself is in the image); gold = ``answer``. Scoring:
 
 * ``multi-choice``: the option letter the answer names equals the gold letter (options are not listed separately,
   so only letters are read: :func:`sophiavl.eval.choices.pick_option` without option texts);
-* ``free-form``: math-verify equivalence (:func:`sophiavl.rewards.outcome_scorers.numerical_score`), else equal
+* ``free-form``: math-verify equivalence (:func:`sophiavl.rewards.outcome.scorers.numerical_score`), else equal
   normalised text.
 
 Rules decide a multiple-choice row when they find an option letter, and a free-form row only when they find it
 right (they cannot rule out an equivalent form they do not know); the rest is undecided and goes to a model under
-``--extract-url`` (:mod:`sophiavl.eval.model_extract`, which judges equivalence as VLMEvalKit's second stage does).
+``--extract-url`` (:mod:`sophiavl.eval.extract.model`, which judges equivalence as VLMEvalKit's second stage does).
 
 Without a model this is a **rule-based lower bound** of the official score: the paper's 48.8 comes from
 VLMEvalKit's two-stage gpt-4o-mini judge (extract, then judge equivalence), which also accepts answers rules cannot
@@ -43,7 +43,7 @@ from sophiavl.eval.benchmarks.base import (
 from sophiavl.eval.benchmarks.base import text as cell
 from sophiavl.eval.choices import LETTERS, normalise_text, pick_option
 from sophiavl.eval.schema import EvalItem
-from sophiavl.rewards.bounded_scorer import DEFAULT_TIMEOUT_S, shared_pool
+from sophiavl.rewards.outcome.bounded import DEFAULT_TIMEOUT_S, shared_pool
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def verdict(answer: str, ground_truth: str, extra: Mapping[str, Any]) -> Verdict
     if extra.get("problem_type") == "multiple choice":
         return choice_verdict(pick_option(answer, int(extra["n_options"])), [ground_truth])
     # math-verify in a helper process with a wall-clock bound: verl's validation scores from worker threads, where
-    # math-verify's own timeout does nothing (rewards/bounded_scorer.py); a scoring that times out is not a match
+    # math-verify's own timeout does nothing (rewards/outcome/bounded.py); a scoring that times out is not a match
     equivalent = shared_pool().score("numerical", answer, ground_truth, DEFAULT_TIMEOUT_S)
     if equivalent.failed:
         logger.warning("MathVerse: the math-verify check of %r failed (%s): compared as text", answer[:200],
@@ -119,7 +119,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mathverse",
-    hub_id="AI4Math/MathVerse",
     config="testmini",
     split="testmini",
     id_column="sample_index",

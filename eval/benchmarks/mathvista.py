@@ -135,7 +135,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mathvista",
-    hub_id="AI4Math/MathVista",
     config=None,
     split="testmini",
     id_column="pid",

@@ -96,7 +96,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mmbench",
-    hub_id="lmms-lab/MMBench",
     config="en",
     split="dev",
     id_column="index",

@@ -95,7 +95,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mme",
-    hub_id="lmms-lab/MME",
     config=None,
     split="test",
     id_column=None,

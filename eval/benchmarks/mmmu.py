@@ -222,7 +222,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mmmu",
-    hub_id="lmms-lab/MMMU",
     config=None,
     split="validation",
     id_column="id",

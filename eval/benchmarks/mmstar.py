@@ -60,7 +60,6 @@ def aggregate(rows: list[ScoredRow]) -> Aggregate:
 
 BENCHMARK = Benchmark(
     name="mmstar",
-    hub_id="Lin-Chen/MMStar",
     config=None,
     split="val",
     id_column="index",

@@ -36,7 +36,7 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 
 async def ours(base_url: str) -> tuple[float, dict]:
-    from sophiavl.rewards.thinking import JudgeStats, ThinkingJudge
+    from sophiavl.rewards.trm.client import JudgeStats, ThinkingJudge
 
     async with ThinkingJudge(base_url, "fake-thinking-rm", max_concurrency=CONCURRENCY, timeout_s=30) as judge:
         await judge.score("warm-up", "warm-up")  # connection set-up is not what we measure
@@ -52,8 +52,8 @@ async def ours(base_url: str) -> tuple[float, dict]:
 def sequential(base_url: str) -> float:
     import httpx
 
-    from sophiavl.rewards.thinking import load_template, parse_score
-    from sophiavl.rewards.thinking_prompt import build_messages
+    from sophiavl.rewards.trm.parse import parse_score
+    from sophiavl.rewards.trm.prompt import build_messages, load_template
 
     template = load_template()
     url = base_url + "/chat/completions"

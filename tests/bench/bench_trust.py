@@ -36,9 +36,9 @@ from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, compute_
 
 from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES
 from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
-from sophiavl.rewards.trust import shape_rewards
-from sophiavl.rewards.trust_config import TrustConfig
-from sophiavl.rewards.trust_variants import advantage_metrics, variant_advantages
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.variants import advantage_metrics, variant_advantages
+from sophiavl.rewards.trust.weights import shape_rewards
 
 #: advantage modes timed per mode: name -> algorithm.trust_grpo keys
 MODES = {

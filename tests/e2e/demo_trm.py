@@ -131,7 +131,7 @@ def first_val_item(data_dir: Path, template):
     and response the row's prompt was rendered from, its image and its label."""
     import pyarrow.parquet as pq
 
-    from sophiavl.eval.trm_data import pointwise_item
+    from sophiavl.eval.trm.data import pointwise_item
 
     rows = pq.read_table(data_dir / "val-00000.parquet").to_pylist()
     row = next((r for r in rows if r["images"]), rows[0])
@@ -144,7 +144,7 @@ def first_val_item(data_dir: Path, template):
 async def score_row(base_url: str, data_dir: Path) -> dict:
     """One judgement of the served TRM through the project's client, with the training prompt and constrained
     output (as reward.thinking_rm.constrain_output=true in Trust-GRPO)."""
-    from sophiavl.rewards.thinking_client import ThinkingJudge
+    from sophiavl.rewards.trm.client import ThinkingJudge
 
     judge = ThinkingJudge(
         base_url, model="thinking-rm", constrain_output=True, max_tokens=16, timeout_s=120, max_retries=1

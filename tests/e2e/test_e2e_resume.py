@@ -82,7 +82,7 @@ def test_logged_steps_are_one_to_n_without_repeats_or_gaps(drill):
 
 def _prompts(path) -> list[tuple]:
     """The prompt of every judge call the proxy logged, in order: (image digest, judge text up to the response)."""
-    from sophiavl.rewards.thinking_prompt import load_template
+    from sophiavl.rewards.trm.prompt import load_template
 
     user = load_template(None).user
     marker = user[user.index("{question}") + len("{question}") : user.index("{response}")]

@@ -1,6 +1,6 @@
 """A small async client for the answer-extraction model behind any OpenAI-compatible ``/v1/chat/completions``.
 
-Used by :mod:`sophiavl.eval.model_extract` (``--extract-url``): a local vLLM serving an instruct model or an API.
+Used by :mod:`sophiavl.eval.extract.model` (``--extract-url``): a local vLLM serving an instruct model or an API.
 Concurrency is bounded by a semaphore; each request has a timeout; connection errors, timeouts, 429 (its
 ``Retry-After`` honoured) and 5xx are retried with exponential backoff; anything else, or the last failure, is
 returned as a failed :class:`Reply` (``text`` ``None``), never raised and never replaced by a guess.
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from sophiavl.rewards.thinking_client import chat_completions_url, parse_retry_after
+from sophiavl.rewards.trm import openai_api
+
+#: Longest wait between two attempts, seconds (a server's ``Retry-After`` is honoured uncapped).
+MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ExtractClient:
         timeout_s: limit for one HTTP attempt, seconds (> 0).
         max_retries: extra attempts after a retryable failure (>= 0).
         backoff_s: the wait before retry k is ``min(10, backoff_s * 2**(k-1))`` times a random factor in [0.5, 1];
-            a 429's ``Retry-After`` replaces it.
+            a 429's ``Retry-After`` replaces it (:class:`~sophiavl.rewards.trm.openai_api.Backoff`).
         max_tokens: bound on the reply length, tokens (>= 1).
     """
 
@@ -75,15 +76,15 @@ class ExtractClient:
                 "need max_concurrency >= 1, timeout_s > 0, max_retries >= 0, max_tokens >= 1; got "
                 f"{max_concurrency}, {timeout_s}, {max_retries}, {max_tokens}"
             )
-        self.url = chat_completions_url(base_url)
+        self.url = openai_api.chat_completions_url(base_url)
         self.model = model
         self.max_concurrency = int(max_concurrency)
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
         self.max_tokens = int(max_tokens)
-        key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.backoff = openai_api.Backoff(self.backoff_s, MAX_BACKOFF_S)
+        self._headers = openai_api.bearer_headers(api_key_env)
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -105,14 +106,10 @@ class ExtractClient:
         if self.model:
             return self.model
         assert self._session is not None, "use the client as 'async with ExtractClient(...)'"
-        models_url = self.url[: -len("/chat/completions")] + "/models"
         try:
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-            async with self._session.get(models_url, headers=self._headers, timeout=timeout) as resp:
-                resp.raise_for_status()
-                data = await resp.json(content_type=None)
-            self.model = str(data["data"][0]["id"])
+            self.model = await openai_api.served_model(self._session, self.url, self._headers, self.timeout_s)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, IndexError, TypeError) as e:
+            models_url = self.url[: -len("/chat/completions")] + "/models"
             raise RuntimeError(f"cannot ask {models_url} for the model name ({e!r}); pass --extract-model") from None
         return self.model
 
@@ -127,20 +124,22 @@ class ExtractClient:
             "max_tokens": self.max_tokens,
         }
         self.stats.requests += 1
-        error = ""
-        for k in range(self.max_retries + 1):
-            if k:
-                self.stats.retries += 1
-            text, error, retry_after, retryable = await self._attempt(payload)
-            if text is not None:
-                return Reply(text, "", k + 1)
-            if not retryable or k == self.max_retries:
-                break
-            wait = retry_after if retry_after is not None else min(10.0, self.backoff_s * 2**k)
-            await asyncio.sleep(wait * (1.0 if retry_after is not None else random.uniform(0.5, 1.0)))
+
+        def counted(_result: tuple) -> None:
+            self.stats.retries += 1
+
+        (text, error, _, _), attempts = await openai_api.with_retries(
+            lambda: self._attempt(payload),
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            retry=lambda r: (r[0] is None and r[3], r[2]),
+            on_retry=counted,
+        )
+        if text is not None:
+            return Reply(text, "", attempts)
         self.stats.failures += 1
         self.stats.errors.append(error)
-        return Reply(None, error, k + 1)
+        return Reply(None, error, attempts)
 
     async def _attempt(self, payload: dict[str, Any]) -> tuple[str | None, str, float | None, bool]:
         """One HTTP attempt: ``(text, error, retry_after_s, retryable)``."""
@@ -152,7 +151,7 @@ class ExtractClient:
                 async with self._session.post(self.url, json=payload, headers=self._headers, timeout=timeout) as r:
                     body = await r.read()
                     status = r.status
-                    retry_after = parse_retry_after(r.headers.get("Retry-After")) if status == 429 else None
+                    retry_after = openai_api.parse_retry_after(r.headers.get("Retry-After")) if status == 429 else None
             except asyncio.TimeoutError:
                 return None, f"timed out after {self.timeout_s:g} s", None, True
             except (aiohttp.ClientError, OSError) as e:

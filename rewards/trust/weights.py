@@ -3,7 +3,7 @@
 One pure, vectorised module (torch, no Python loop over responses) shared by the trust sampler, the
 ``trust_grpo`` advantage estimator, the benchmark, the tests and the ``python -m sophiavl.rewards.trust`` command.
 
-Definitions (``cfg`` is a :class:`~sophiavl.rewards.trust_config.TrustConfig`):
+Definitions (``cfg`` is a :class:`~sophiavl.rewards.trust.config.TrustConfig`):
 
 * A response is *correct* when ``Ro >= cfg.correct_threshold``; the others are *wrong*.
 * A response has K >= 1 judge samples ``s_1..s_K`` (K = 1: one score); a sample is *missing* when it is NaN (that
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sophiavl.rewards.trust_config import TrustConfig
+from sophiavl.rewards.trust.config import TrustConfig
 
 #: Added to the group std before dividing, as verl's GRPO does.
 ADV_EPS = 1e-6
@@ -274,9 +274,3 @@ def group_advantages(rewards, group, norm_by_std: bool = True, eps: float = ADV_
     if norm_by_std:
         adv = adv / (std[gid] + eps)
     return adv
-
-
-if __name__ == "__main__":  # python -m sophiavl.rewards.trust: explain one group
-    from sophiavl.rewards.trust_cli import main
-
-    raise SystemExit(main())

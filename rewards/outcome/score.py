@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sophiavl.rewards.bounded_scorer import DEFAULT_PROCESSES, DEFAULT_TIMEOUT_S, BoundedScore, shared_pool
-from sophiavl.rewards.outcome_scorers import (
+from sophiavl.rewards.outcome.bounded import DEFAULT_PROCESSES, DEFAULT_TIMEOUT_S, BoundedScore, shared_pool
+from sophiavl.rewards.outcome.scorers import (
     multiple_choice_score,
     numerical_score,
     ocr_score,
@@ -111,7 +111,7 @@ def bounded_outcome_score(
 
     The format gate, the answer extraction and the checks of ``problem_type`` and ``ground_truth`` run here (a bad
     ``problem_type`` or a missing ground truth raises ``ValueError`` as in :func:`outcome_score`); the scorer runs in
-    one of ``processes`` helper processes (:mod:`sophiavl.rewards.bounded_scorer`). A scorer that times out, raises or
+    one of ``processes`` helper processes (:mod:`sophiavl.rewards.outcome.bounded`). A scorer that times out, raises or
     dies gives ``BoundedScore(0.0, failed=True, reason=...)``. A response that fails the format gate scores 0 without a
     scorer call (not a failure).
     """

@@ -10,18 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-import os
-import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 
-from sophiavl.rewards.judge_codes import (
+from sophiavl.rewards.trm.codes import (
     ERROR_BAD_INPUT,
     ERROR_CONNECTION,
     ERROR_MALFORMED,
@@ -29,44 +25,19 @@ from sophiavl.rewards.judge_codes import (
     ERROR_TIMEOUT,
     ERROR_UNPARSEABLE,
 )
-from sophiavl.rewards.thinking_parse import parse_score
-from sophiavl.rewards.thinking_prompt import SCORE_REGEX, build_messages, load_template
+from sophiavl.rewards.trm.config import ThinkingRMConfig, renamed_errors
+from sophiavl.rewards.trm.openai_api import (
+    Backoff,
+    bearer_headers,
+    chat_completions_url,
+    parse_retry_after,
+    served_model,
+    with_retries,
+)
+from sophiavl.rewards.trm.parse import parse_score
+from sophiavl.rewards.trm.prompt import SCORE_REGEX, build_messages, load_template
 
 logger = logging.getLogger(__name__)
-
-CONSTRAIN_STYLES = ("structured_outputs", "guided_regex")
-
-
-def chat_completions_url(base_url: str) -> str:
-    """The full chat-completions URL for ``base_url``.
-
-    ``http://h:8000/v1/chat/completions`` stays as is; ``http://h:8000/v1`` and ``http://h:8000`` get the missing
-    path appended; a trailing ``/`` is ignored. A ``host:port`` without scheme gets ``http://``.
-    """
-    url = base_url.strip().rstrip("/")
-    if not url:
-        raise ValueError("the thinking RM base_url is empty")
-    if "://" not in url:
-        url = "http://" + url
-    if url.endswith("/chat/completions"):
-        return url
-    if url.endswith("/v1"):
-        return url + "/chat/completions"
-    return url + "/v1/chat/completions"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or bad."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -146,24 +117,18 @@ class ThinkingJudge:
     Args:
         base_url: the server, as ``http://host:port``, ``.../v1`` or the full ``.../v1/chat/completions`` URL.
         model: the served model name; ``None`` asks the server (``GET .../v1/models``, first entry) once.
-        api_key_env: name of the environment variable holding the API key, sent as ``Authorization: Bearer``;
-            unset or empty variable: no header. The key is never logged or exposed.
-        max_concurrency: most HTTP requests in flight at once (>= 1).
-        timeout_s: limit for one HTTP attempt, seconds (> 0).
-        max_retries: extra attempts after the first (>= 0) on connection errors, timeouts, 429 and 5xx.
-        backoff_s, backoff_max_s: the wait before retry k (1-based) is ``min(backoff_max_s, backoff_s * 2**(k-1))``
-            times a random factor in [0.5, 1]; a 429's ``Retry-After`` replaces it (capped at ``max_retry_after_s``).
-        max_tokens: bound on the reply length, tokens.
-        temperature: sampling temperature of the judge, >= 0 (0: greedy).
-        samples: K, replies asked per judgement (>= 1), in one request with the OpenAI ``n`` parameter; a server
-            that returns fewer choices is asked again for the rest. K > 1 needs ``temperature > 0``.
-        seed: sent as the OpenAI ``seed`` field (vLLM then samples reproducibly; with ``n`` = K, vLLM seeds the
-            k-th choice with ``seed + k``); ``None``: not sent.
-        constrain_output: ask vLLM to constrain the reply to ``<answer>0.x</answer>`` (structured output).
-        constrain_style: ``"structured_outputs"`` (vLLM >= 0.10.2, the only form since 0.12) or ``"guided_regex"``
-            (older vLLM).
-        prompt_template: a template file path, or ``None`` for the packaged one (see ``thinking_prompt``).
+        config: the judge's settings (:class:`~sophiavl.rewards.trm.config.ThinkingRMConfig`: concurrency, timeout,
+            retries and backoff, sampling, structured output, prompt template); ``None``: the defaults. Its
+            ``base_url`` and ``model`` are replaced by the two arguments above.
+        max_retry_after_s: the longest wait a 429's ``Retry-After`` may ask for, seconds.
         max_body_bytes: a response body larger than this is treated as malformed.
+        settings: any other field of ``ThinkingRMConfig`` (``timeout_s=5``, ``samples=3`` ...), overriding
+            ``config``'s; validated there (a ``ValueError`` names the setting).
+
+    The API key is read from the environment variable ``api_key_env`` and sent as ``Authorization: Bearer``; unset or
+    empty: no header. The key is never logged or exposed. With ``samples`` = K > 1 the K replies are asked in one
+    request (OpenAI ``n``); a server that returns fewer choices is asked again for the rest; with a ``seed``, vLLM
+    seeds the k-th choice with ``seed + k``.
     """
 
     def __init__(
@@ -171,56 +136,48 @@ class ThinkingJudge:
         base_url: str,
         model: str | None = None,
         *,
-        api_key_env: str | None = "THINKING_RM_API_KEY",
-        max_concurrency: int = 64,
-        timeout_s: float = 60.0,
-        max_retries: int = 3,
-        backoff_s: float = 1.0,
-        backoff_max_s: float = 30.0,
+        config: ThinkingRMConfig | None = None,
         max_retry_after_s: float = 60.0,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        samples: int = 1,
-        seed: int | None = None,
-        constrain_output: bool = False,
-        constrain_style: str = "structured_outputs",
-        prompt_template: str | None = None,
         max_body_bytes: int = 8 << 20,
+        **settings: Any,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        if constrain_style not in CONSTRAIN_STYLES:
-            raise ValueError(f"constrain_style must be one of {CONSTRAIN_STYLES}, got {constrain_style!r}")
-        check_sampling(temperature, samples, prefix="")
+        with renamed_errors(str):
+            cfg = replace(config or ThinkingRMConfig(), base_url=base_url, model=model, **settings)
+        self.config = cfg
         self.url = chat_completions_url(base_url)
         self.model = model
-        self.max_concurrency = int(max_concurrency)
-        self.timeout_s = float(timeout_s)
-        self.max_retries = int(max_retries)
-        self.backoff_s = float(backoff_s)
-        self.backoff_max_s = float(backoff_max_s)
+        self.max_concurrency = int(cfg.max_concurrency)
+        self.timeout_s = float(cfg.timeout_s)
+        self.max_retries = int(cfg.max_retries)
+        self.backoff_s = float(cfg.backoff_s)
+        self.backoff_max_s = float(cfg.backoff_max_s)
         self.max_retry_after_s = float(max_retry_after_s)
-        self.max_tokens = int(max_tokens)
-        self.temperature = float(temperature)
-        self.samples = int(samples)
-        self.seed = None if seed is None else int(seed)
-        self.constrain_output = bool(constrain_output)
-        self.constrain_style = constrain_style
+        self.max_tokens = int(cfg.max_tokens)
+        self.temperature = float(cfg.temperature)
+        self.samples = int(cfg.samples)
+        self.seed = None if cfg.seed is None else int(cfg.seed)
+        self.constrain_output = bool(cfg.constrain_output)
+        self.constrain_style = cfg.constrain_style
         self.max_body_bytes = int(max_body_bytes)
-        self.template = load_template(prompt_template)
+        self.backoff = Backoff(self.backoff_s, self.backoff_max_s, self.max_retry_after_s)
+        self.template = load_template(cfg.prompt_template)
         self.stats = JudgeStats()
-        key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._headers = bearer_headers(cfg.api_key_env)
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._model_lock: asyncio.Lock | None = None
+
+    @classmethod
+    def from_config(cls, config: ThinkingRMConfig, **overrides: Any) -> ThinkingJudge:
+        """The judge ``config`` describes; ``overrides`` replace fields (``base_url=``, ``max_concurrency=`` ...).
+
+        Raises ``ValueError`` when no ``base_url`` is known or a value is out of range.
+        """
+        base_url = overrides.pop("base_url", config.base_url)
+        if not base_url:
+            raise ValueError("the thinking RM base_url is empty")
+        return cls(base_url, overrides.pop("model", config.model), config=config, **overrides)
 
     def __repr__(self) -> str:
         return (
@@ -335,18 +292,18 @@ class ThinkingJudge:
         self, session: aiohttp.ClientSession, messages: list[dict], n: int, seed: int | None
     ) -> tuple[_Attempt, int]:
         """One request for ``n`` replies with retries; returns the last attempt and the number of attempts."""
-        attempt = _Attempt()
-        attempts = 0
-        for k in range(self.max_retries + 1):
-            if k:
-                self.stats.retries += 1
-                await asyncio.sleep(self._delay(k, attempt.retry_after))
-            attempts += 1
-            attempt = await self._attempt(session, messages, n, seed)
-            if attempt.error == ERROR_NONE or not attempt.retryable:
-                break
-            logger.debug("thinking RM %s: attempt %d failed: %s", self.url, attempts, attempt.detail)
-        return attempt, attempts
+
+        def failed(attempt: _Attempt) -> None:
+            self.stats.retries += 1
+            logger.debug("thinking RM %s: attempt failed: %s", self.url, attempt.detail)
+
+        return await with_retries(
+            lambda: self._attempt(session, messages, n, seed),
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            retry=lambda a: (a.error != ERROR_NONE and a.retryable, a.retry_after),
+            on_retry=failed,
+        )
 
     def reject_input(self, detail: str, start: float | None = None) -> Judgement:
         """Records a judgement that could not be asked because its input is unusable (for example a corrupt image):
@@ -402,12 +359,6 @@ class ThinkingJudge:
             value, error, latency, attempts, detail, replies[0], tuple(scores), tuple(codes), tuple(replies)
         )
 
-    def _delay(self, k: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s)
-        base = min(self.backoff_max_s, self.backoff_s * 2 ** (k - 1))
-        return base * random.uniform(0.5, 1.0)
-
     def _payload(self, messages: list[dict], n: int = 1, seed: int | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -439,12 +390,7 @@ class ThinkingJudge:
         async with self._model_lock:
             if self.model is not None:
                 return
-            models_url = self.url[: -len("/chat/completions")] + "/models"
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-            async with session.get(models_url, headers=self._headers, timeout=timeout) as resp:
-                resp.raise_for_status()
-                data = await resp.json(content_type=None)
-            self.model = str(data["data"][0]["id"])
+            self.model = await served_model(session, self.url, self._headers, self.timeout_s)
             logger.info("thinking RM %s: using served model %r", self.url, self.model)
 
     async def _attempt(
@@ -505,17 +451,3 @@ def _choice_text(choice: Any) -> str | None:
     except (KeyError, TypeError):
         return None
     return text if isinstance(text, str) else None
-
-
-def check_sampling(temperature: float, samples: int, prefix: str = "reward.thinking_rm.") -> None:
-    """Validates the judge's sampling knobs: ``samples`` (K) >= 1, ``temperature`` finite and >= 0, and
-    ``temperature > 0`` when K > 1 (K greedy replies would be identical). Raises ``ValueError`` naming the key."""
-    if int(samples) != samples or samples < 1:
-        raise ValueError(f"{prefix}samples must be an integer >= 1, got {samples!r}")
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"{prefix}temperature must be a finite number >= 0, got {temperature!r}")
-    if samples > 1 and temperature <= 0:
-        raise ValueError(
-            f"{prefix}samples={samples} needs {prefix}temperature > 0 (greedy decoding would return {samples} "
-            "identical replies); set e.g. temperature=1.0"
-        )

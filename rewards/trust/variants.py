@@ -1,8 +1,8 @@
 """The reward combinations that followed SophiaVL-R1, as modes of one advantage (docs/beyond-the-paper.md).
 
-Pure, vectorised math on top of :func:`sophiavl.rewards.trust.shape_rewards` (which computes ``Ro``, ``Rt``, the trust
-weight and the annealing exactly as in the paper). Shared by the trust sampler, the benchmark, the tests and the
-``python -m sophiavl.rewards.trust`` command. Notation per response ``i`` of a group (the responses of one prompt):
+Pure, vectorised math on top of :func:`sophiavl.rewards.trust.weights.shape_rewards` (which computes ``Ro``, ``Rt``,
+the trust weight and the annealing exactly as in the paper). Shared by the trust sampler, the benchmark, the tests and
+the ``python -m sophiavl.rewards.trust`` command. Notation per response ``i`` of a group (the responses of one prompt):
 
 * ``w_i = gamma_i * alpha * anneal(step)``: the thinking weight of the paper (``gamma_i`` per group, or per response
   under ``trust=variance``); ``trust=off``, ``anneal=none``, ``alpha=1`` give ``w_i = 1``.
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sophiavl.rewards.trust import ADV_EPS, TrustResult, _group_sum, group_advantages
-from sophiavl.rewards.trust_config import TrustConfig
+from sophiavl.rewards.trust.config import TrustConfig
+from sophiavl.rewards.trust.weights import ADV_EPS, TrustResult, _group_sum, group_advantages
 
 #: ``|A| <= ZERO_ADV_TOL`` counts as a zero advantage (``trust/zero_adv_share``).
 ZERO_ADV_TOL = 1e-6
@@ -128,7 +128,7 @@ def variant_advantages(
     """The advantage of every response under ``cfg.normalize`` / ``cfg.gate`` / ``cfg.whiten`` (module docstring).
 
     Args:
-        result: :func:`~sophiavl.rewards.trust.shape_rewards` of the same responses with the same ``cfg``.
+        result: :func:`~sophiavl.rewards.trust.weights.shape_rewards` of the same responses with the same ``cfg``.
         outcome: ``Ro`` per response (the tensor or sequence given to ``shape_rewards``).
         cfg: the trust configuration (``semantics=official`` comes only with the joint mode: TrustConfig refuses
             the rest).

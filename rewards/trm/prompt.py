@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-#: The template shipped with the package (``rewards/prompts/thinking_judge.txt``).
+#: The template shipped with the package (``rewards/trm/prompts/thinking_judge.txt``).
 DEFAULT_TEMPLATE = "thinking_judge.txt"
 
 #: Regex for vLLM structured output: one score on the grid 0, 0.1, ..., 1.0 inside answer tags.
@@ -54,7 +54,7 @@ def load_template(path: str | None = None) -> PromptTemplate:
     placeholder is missing, ``FileNotFoundError`` when the file does not exist.
     """
     if path in (None, "", "default"):
-        text = resources.files("sophiavl.rewards").joinpath("prompts", DEFAULT_TEMPLATE).read_text(encoding="utf-8")
+        text = resources.files("sophiavl.rewards.trm").joinpath("prompts", DEFAULT_TEMPLATE).read_text(encoding="utf-8")
         where = f"package template {DEFAULT_TEMPLATE}"
     else:
         text = Path(path).expanduser().read_text(encoding="utf-8")

@@ -3,7 +3,7 @@
 Checks run in a fixed order and the first failure is the reported reason: record is an object, id, duplicate id
 (within the record file, first occurrence kept), question, response, score, image path. Whether an image is shared
 by too many questions, and the image's existence and content, are checked later
-(:mod:`sophiavl.data_prep.thinking_convert`), as they need the whole dataset or I/O.
+(:mod:`sophiavl.data_prep.thinking_156k.convert`), as they need the whole dataset or I/O.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sophiavl.rewards.thinking_prompt import strip_placeholders
-
-from .records import RecordRejected, path_rejections
-from .sources import normalize_relpath
+from sophiavl.data_prep.records import RecordRejected, path_rejections
+from sophiavl.data_prep.sources import normalize_relpath
+from sophiavl.rewards.trm.prompt import strip_placeholders
 
 # every rejection reason, in the order the checks run
 REASONS = (
@@ -143,7 +142,7 @@ def parse_sample(
 
     Args:
         record: the parsed JSON value.
-        fields: role -> key for this record file (:func:`~sophiavl.data_prep.thinking_fields.detect_fields`).
+        fields: role -> key for this record file (:func:`~sophiavl.data_prep.thinking_156k.fields.detect_fields`).
         position: the record's 0-based position in its file (the id when the file has no id key).
         seen_ids: ids already read in this file; updated in place.
         default_source: the data source when the record has none (the record file's name).

@@ -6,7 +6,7 @@
         --base-url http://127.0.0.1:8000/v1 [--tie half|wrong|exclude] [--samples K --temperature T] \\
         --out trm-pairwise.json
 
-Every request goes through :class:`sophiavl.rewards.thinking_client.ThinkingJudge`, the client Trust-GRPO uses, so
+Every request goes through :class:`sophiavl.rewards.trm.client.ThinkingJudge`, the client Trust-GRPO uses, so
 the model is asked with the training prompt, parsed by the same parser and counted the same way. A failed judgement
 is counted and excluded, never a score of 0. See docs/trm-evaluation.md.
 """
@@ -23,43 +23,21 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from sophiavl.rewards.thinking_client import CONSTRAIN_STYLES, ThinkingJudge, check_sampling
-from sophiavl.rewards.thinking_config import ThinkingRMConfig
+from sophiavl.rewards.trm.client import ThinkingJudge
+from sophiavl.rewards.trm.config import ThinkingRMConfig, add_judge_arguments
 
-from .trm_bench import pairwise_report, pairwise_text, score_pairs
-from .trm_data import PAIR_COLUMNS, POINTWISE_COLUMNS, find_test_parquet, open_parquet, read_pairs, read_pointwise
-from .trm_pairwise import TIE_RULES
-from .trm_pointwise import pointwise_report, pointwise_text, score_rows
-from .trm_run import Progress
+from .data import PAIR_COLUMNS, POINTWISE_COLUMNS, find_test_parquet, open_parquet, read_pairs, read_pointwise
+from .pairwise import TIE_RULES
+from .pointwise import pointwise_report, pointwise_text, score_rows
+from .run import Progress
+from .vlrewardbench import pairwise_report, pairwise_text, score_pairs
 
 #: hub files fetched for ``--src hf://...`` (the benchmark's test split only)
 VLRB_PATTERNS = ["data/test-*.parquet"]
 
 
 def _judge_options(parser: argparse.ArgumentParser) -> None:
-    d = ThinkingRMConfig()
-    g = parser.add_argument_group("judge (as reward.thinking_rm.* in training)")
-    g.add_argument("--base-url", required=True, help="server: http://host:port, .../v1 or .../v1/chat/completions")
-    g.add_argument("--model", default=None, help="served model name (default: the first of the server's /v1/models)")
-    g.add_argument(
-        "--api-key-env",
-        default=d.api_key_env,
-        help=f"environment variable holding the API key, sent as a Bearer token (default {d.api_key_env})",
-    )
-    g.add_argument("--max-concurrency", type=int, default=d.max_concurrency, help="requests in flight at once")
-    g.add_argument("--timeout-s", type=float, default=d.timeout_s, help="limit of one HTTP attempt, seconds")
-    g.add_argument("--max-retries", type=int, default=d.max_retries, help="extra attempts on 5xx/429/timeouts")
-    g.add_argument("--backoff-s", type=float, default=d.backoff_s, help="first backoff between attempts, seconds")
-    g.add_argument("--backoff-max-s", type=float, default=d.backoff_max_s, help="longest backoff, seconds")
-    g.add_argument("--max-tokens", type=int, default=d.max_tokens, help="bound on the judge's reply, tokens")
-    g.add_argument("--samples", type=int, default=1, help="K: scores asked per response (OpenAI n); their mean counts")
-    g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy; K > 1 needs > 0)")
-    g.add_argument("--seed", type=int, default=None, help="sampling seed sent to the server (default: none)")
-    g.add_argument(
-        "--constrain-output", action="store_true", help="ask vLLM for structured output <answer>0.x</answer>"
-    )
-    g.add_argument("--constrain-style", choices=CONSTRAIN_STYLES, default=d.constrain_style)
-    g.add_argument("--prompt-template", default=d.prompt_template, help="template file (default: the packaged one)")
+    add_judge_arguments(parser.add_argument_group("judge (as reward.thinking_rm.* in training)"))
     o = parser.add_argument_group("output")
     o.add_argument("--out", type=Path, required=True, help="report file (JSON)")
     o.add_argument("--predictions", type=Path, default=None, help="also write one JSON line per row/pair here")
@@ -82,25 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_judge(args: argparse.Namespace) -> ThinkingJudge:
-    """The :class:`ThinkingJudge` the options describe (raises ``ValueError`` for bad sampling options)."""
-    check_sampling(args.temperature, args.samples, prefix="--")
-    return ThinkingJudge(
-        args.base_url,
-        args.model,
-        api_key_env=args.api_key_env or None,
-        max_concurrency=args.max_concurrency,
-        timeout_s=args.timeout_s,
-        max_retries=args.max_retries,
-        backoff_s=args.backoff_s,
-        backoff_max_s=args.backoff_max_s,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        samples=args.samples,
-        seed=args.seed,
-        constrain_output=args.constrain_output,
-        constrain_style=args.constrain_style,
-        prompt_template=args.prompt_template,
-    )
+    """The :class:`ThinkingJudge` the options describe (raises ``ValueError`` naming the flag for bad values)."""
+    return ThinkingJudge.from_config(ThinkingRMConfig.from_args(args))
 
 
 def _limited(items, limit: int | None):
@@ -198,7 +159,3 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no row could be scored (see failure_kinds in the report)", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-from .cli import add_conversion_args, add_progress_arg, add_source_args, common_options, run_converter
-from .thinking_convert import TrmOptions, convert_trm
-from .thinking_fields import CANDIDATES, FieldError, parse_field_overrides
+from sophiavl.data_prep.cli import (
+    add_conversion_args,
+    add_progress_arg,
+    add_source_args,
+    common_options,
+    run_converter,
+    summary_tail,
+)
 
-SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "trm_data"
+from .convert import TrmOptions, convert_trm
+from .fields import CANDIDATES, FieldError, parse_field_overrides
+
+SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample" / "trm_data"
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrmOptions)}  # one source for the defaults
 
 
@@ -72,7 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> TrmOptions:
-    """Parses the command line into :class:`~sophiavl.data_prep.thinking_convert.TrmOptions`; exits with status 2
+    """Parses the command line into :class:`~sophiavl.data_prep.thinking_156k.convert.TrmOptions`; exits with status 2
     (argparse's) on a bad ``--field``."""
     ap = _build_parser()
     a = ap.parse_args(argv)
@@ -109,16 +116,10 @@ def summary(report: dict, out: str) -> str:
     for name, fields in report["fields"].items():
         used = ", ".join(f"{role}={key}" for role, key in (fields or {}).items() if key)
         lines.append(f"fields of {name}: {used or '(no records read)'}")
-    lines.append(f"report: {Path(out) / 'report.json'}; rejects: {Path(out) / 'rejects.jsonl'}")
-    if report["status"] != "ok":
-        lines.append(f"FAILED: reject rate {report['reject_rate']:.4f} exceeds --max-reject-rate")
+    lines += summary_tail(report, out)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit status (0, 1 or 2, see the module docstring)."""
     return run_converter(convert_trm, parse_args(argv), summary)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 Four streaming passes over the record files, each parsing one record at a time:
 
 1. **fields**: the union of each file's record keys picks the key of every role
-   (:mod:`~sophiavl.data_prep.thinking_fields`); malformed JSON and a file without a required role stop the run
+   (:mod:`~sophiavl.data_prep.thinking_156k.fields`); malformed JSON and a file without a required role stop the run
    here, before anything is written;
 2. **sharing**: per image path, the number of distinct questions (placeholders stripped) of the valid records that
    use it; images used by more than ``shared_image_limit`` distinct questions are over the limit;
@@ -27,19 +27,19 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sophiavl.rewards.thinking_prompt import PromptTemplate, load_template, sft_messages, strip_placeholders
+from sophiavl.data_prep.convert import RECORD_SUFFIXES, ConvertError, iter_raw
+from sophiavl.data_prep.hub import IMAGE_PATTERNS, SourceError, resolve_src
+from sophiavl.data_prep.options import ConversionOptions
+from sophiavl.data_prep.records import RecordRejected
+from sophiavl.data_prep.schema import IMAGE_MODES, MESSAGE, image_struct
+from sophiavl.data_prep.split import choose_val_keys, key_hash, split_key
+from sophiavl.data_prep.stream import finish_report, with_images, write_splits
+from sophiavl.data_prep.writer import SplitWriters, remove_old_shards
+from sophiavl.rewards.trm.prompt import PromptTemplate, load_template, sft_messages, strip_placeholders
 
-from .convert import RECORD_SUFFIXES, ConvertError, iter_raw
-from .hub import IMAGE_PATTERNS, SourceError, resolve_src
-from .imagecheck import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from .records import RecordRejected
-from .schema import IMAGE_MODES, MESSAGE, image_struct
-from .split import choose_val_keys, key_hash, split_key
-from .stream import finish_report, with_images, write_splits
-from .thinking_fields import ROLES, FieldError, detect_fields
-from .thinking_records import Sample, SampleRejected, parse_sample
-from .thinking_report import TrmReport
-from .writer import SplitWriters, remove_old_shards
+from .fields import ROLES, FieldError, detect_fields
+from .records import Sample, SampleRejected, parse_sample
+from .report import TrmReport
 
 # the files of a hub snapshot this converter reads (fnmatch, '*' also matches '/')
 HUB_PATTERNS = ["*.json", "*.jsonl", "*.zip", *IMAGE_PATTERNS]
@@ -57,25 +57,15 @@ _EXTRA = pa.struct(
 
 
 @dataclass
-class TrmOptions:
-    """Conversion settings; see ``python -m sophiavl.data_prep.thinking_156k --help`` for each one's meaning."""
+class TrmOptions(ConversionOptions):
+    """Thinking-156k conversion settings: the shared ones (1000 validation rows by default) plus
+    ``shared_image_limit``, ``fields`` (role -> record key overrides) and ``prompt_template``; see
+    ``python -m sophiavl.data_prep.thinking_156k --help``."""
 
-    src: str
-    out: str
-    revision: str | None = None
     val_size: int = 1000
-    max_rows: int | None = None
-    images: str = "embed"
-    shard_rows: int = 10_000
-    workers: int = 1
-    max_reject_rate: float = 0.05
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_image_bytes: int = DEFAULT_MAX_BYTES
     shared_image_limit: int = 32
     fields: dict[str, str] = field(default_factory=dict)
     prompt_template: str | None = None
-    batch_rows: int = 64
-    progress: bool = True
 
 
 def row_schema(images: str) -> pa.Schema:
@@ -88,7 +78,7 @@ def row_schema(images: str) -> pa.Schema:
 
 
 def make_row(sample: Sample, images: list[dict], split: str, index: int, template: PromptTemplate) -> dict:
-    """One output row: ``messages`` from :func:`~sophiavl.rewards.thinking_prompt.sft_messages` (one ``<image>``
+    """One output row: ``messages`` from :func:`~sophiavl.rewards.trm.prompt.sft_messages` (one ``<image>``
     when ``images`` is not empty), ``images`` as given (``[]`` for a text-only row), and ``extra_info``."""
     return {
         "messages": sft_messages(sample.question, sample.response, bool(images), sample.score, template),

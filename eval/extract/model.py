@@ -2,7 +2,7 @@
 
 Rules first: a row whose verdict the rules reached (``decided_by == "rule"``) keeps it. Each answered row the rules
 left undecided (``decided_by == "none"``: no option, number or yes/no found; a free-form answer they cannot match)
-goes to the model with its benchmark's prompt (:mod:`sophiavl.eval.extract_prompts`):
+goes to the model with its benchmark's prompt (:mod:`sophiavl.eval.extract.prompts`):
 
 =========================== ============================================ ==============================================
 rows                        prompt                                       the reply decides
@@ -32,8 +32,8 @@ from typing import Any
 from sophiavl.eval.benchmarks import ScoredRow, get
 from sophiavl.eval.benchmarks.mme import yes_no
 from sophiavl.eval.choices import LETTERS
-from sophiavl.eval.extract_client import ExtractClient
-from sophiavl.eval.extract_prompts import choice_prompt, judge_prompt, mathvista_prompt, read_judgement, yes_no_prompt
+from sophiavl.eval.extract.client import ExtractClient
+from sophiavl.eval.extract.prompts import choice_prompt, judge_prompt, mathvista_prompt, read_judgement, yes_no_prompt
 from sophiavl.eval.option_rules import vlmeval_choice
 
 #: benchmarks whose undecided rows a model may decide (ChartQA: VLMEvalKit's rule alone)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from sophiavl.rewards.sample_inputs import image_payload, question_text
-from sophiavl.rewards.thinking_parse import parse_score
-from sophiavl.rewards.thinking_prompt import PromptTemplate, build_messages
+from sophiavl.rewards.trm.inputs import image_payload, question_text
+from sophiavl.rewards.trm.parse import parse_score
+from sophiavl.rewards.trm.prompt import PromptTemplate, build_messages
 
-from .trm_metrics import on_grid
+from .metrics import on_grid
 
 #: The image placeholder that ends the user turn of an image row (the TRM SFT rows' convention).
 IMAGE_PLACEHOLDER = "<image>"
@@ -87,7 +87,7 @@ def _text(content: Any) -> str:
 
 def request_turns(template: PromptTemplate, question: str, response: str) -> list[tuple[str, str]]:
     """The (role, text) turns of the request the judge sends for ``question`` and ``response``, image left out:
-    built by the judge's own :func:`~sophiavl.rewards.thinking_prompt.build_messages`."""
+    built by the judge's own :func:`~sophiavl.rewards.trm.prompt.build_messages`."""
     turns = []
     for message in build_messages(template, question, response, None):
         content = message["content"]

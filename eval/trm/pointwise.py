@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO, Any
 
-from sophiavl.rewards.thinking_client import ThinkingJudge
+from sophiavl.eval.numbers import number_text
+from sophiavl.rewards.trm.client import ThinkingJudge
 
-from .trm_data import PointwiseItem
-from .trm_metrics import GRID_SIZE, agreement_summary, confusion
-from .trm_run import Progress, collect, failure_examples, failure_kind, failure_kinds
+from .data import PointwiseItem
+from .metrics import GRID_SIZE, agreement_summary, confusion
+from .run import Progress, collect, failure_examples, failure_kind, failure_kinds
 
 
 async def score_rows(
@@ -69,19 +70,15 @@ def pointwise_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
 def pointwise_text(report: dict[str, Any]) -> str:
     """A human-readable summary of :func:`pointwise_report`'s output."""
     kinds = ", ".join(f"{k}: {v}" for k, v in report["failure_kinds"].items())
     lines = [
         f"TRM pointwise: {report['rows']} rows, {report['n']} scored, {report['failures']} failed"
         + (f" ({kinds})" if kinds else ""),
-        f"  MAE {_num(report['mae'], '.4f')}  RMSE {_num(report['rmse'], '.4f')}  "
-        f"exact {_num(report['exact'], '.1f')}%  within 0.1 {_num(report['within_0_1'], '.1f')}%  "
-        f"Pearson {_num(report['pearson'], '.4f')}  Spearman {_num(report['spearman'], '.4f')}"
+        f"  MAE {number_text(report['mae'], '.4f')}  RMSE {number_text(report['rmse'], '.4f')}  "
+        f"exact {number_text(report['exact'], '.1f')}%  within 0.1 {number_text(report['within_0_1'], '.1f')}%  "
+        f"Pearson {number_text(report['pearson'], '.4f')}  Spearman {number_text(report['spearman'], '.4f')}"
         + (f"  ({report['off_grid']} predictions off the grid)" if report["off_grid"] else ""),
         "  per data source:",
     ]
@@ -89,8 +86,8 @@ def pointwise_text(report: dict[str, Any]) -> str:
     for source, block in report["sources"].items():
         lines.append(
             f"    {source:<{width}}  n {block['n']:>5}  failed {block['failures']:>4}  "
-            f"MAE {_num(block['mae'], '.3f')}  exact {_num(block['exact'], '.1f')}%  "
-            f"within 0.1 {_num(block['within_0_1'], '.1f')}%  Spearman {_num(block['spearman'], '.3f')}"
+            f"MAE {number_text(block['mae'], '.3f')}  exact {number_text(block['exact'], '.1f')}%  "
+            f"within 0.1 {number_text(block['within_0_1'], '.1f')}%  Spearman {number_text(block['spearman'], '.3f')}"
         )
     lines.append("  confusion (rows: label 0.0 .. 1.0; columns: prediction 0.0 .. 1.0):")
     lines.append("         " + "".join(f"{i / 10:>6.1f}" for i in range(GRID_SIZE)))

@@ -3,7 +3,7 @@
 math-verify bounds sympy with SIGALRM, which only works in a process's main thread; verl calls the reward function
 from worker threads, where a short answer such as ``\\int_0^{1} x^{100} e^{x} \\sin(x) dx`` keeps sympy busy for
 minutes. So every scoring runs in a small pool of persistent helper processes (``python -m
-sophiavl.rewards.bounded_scorer``, one request at a time each, JSON lines over pipes): the caller waits at most
+sophiavl.rewards.outcome.helper``, one request at a time each, JSON lines over pipes): the caller waits at most
 ``timeout_s`` seconds for the reply, and a helper that does not answer in time is killed and replaced. In a helper
 the scorers run in its main thread, so math-verify's own timeouts work there too.
 
@@ -31,6 +31,8 @@ DEFAULT_PROCESSES = 4
 #: How long a new helper may take to import the scorers and say it is ready, seconds (not part of ``timeout_s``).
 STARTUP_TIMEOUT_S = 120.0
 _READY = b"ready\n"
+#: The module a helper process runs (:mod:`sophiavl.rewards.outcome.helper`).
+HELPER_MODULE = "sophiavl.rewards.outcome.helper"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class _Helper:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sophiavl.rewards.bounded_scorer"],
+            [sys.executable, "-m", HELPER_MODULE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,
@@ -63,7 +65,7 @@ class _Helper:
         if line != _READY:
             self.kill()
             raise RuntimeError(
-                f"the outcome scorer's helper process (python -m sophiavl.rewards.bounded_scorer) did not start: "
+                f"the outcome scorer's helper process (python -m {HELPER_MODULE}) did not start: "
                 f"got {line!r} within {STARTUP_TIMEOUT_S:g} s (see its error output above)"
             )
 
@@ -134,7 +136,8 @@ class ScorerPool:
 
     def score(self, kind: str, answer: str, truth: str, timeout_s: float) -> BoundedScore:
         """Scores ``answer`` against ``truth`` with the scorer of problem type ``kind`` (a key of
-        ``sophiavl.rewards.outcome.SCORERS``), waiting at most ``timeout_s`` seconds (> 0) for the helper's reply."""
+        ``sophiavl.rewards.outcome.score.SCORERS``), waiting at most ``timeout_s`` seconds (> 0) for the helper's
+        reply."""
         if not timeout_s > 0:
             raise ValueError(f"scorer_timeout_s must be > 0, got {timeout_s!r}")
         with self._slots:
@@ -174,26 +177,3 @@ def shared_pool(processes: int = DEFAULT_PROCESSES) -> ScorerPool:
 def _close_pools() -> None:
     for pool in list(_POOLS.values()):
         pool.close()
-
-
-def _serve() -> None:
-    """Helper process: imports the scorers and their libraries, says ``ready``, then answers one request per line."""
-    from sophiavl.rewards.outcome import SCORERS
-
-    for scorer in SCORERS.values():  # imports math-verify, jiwer, rouge-score now, not inside a timed request
-        scorer("1", "1")
-    out = sys.stdout.buffer
-    out.write(_READY)
-    out.flush()
-    for line in sys.stdin.buffer:
-        request = json.loads(line)
-        try:
-            reply = {"score": float(SCORERS[request["kind"]](request["answer"], request["truth"]))}
-        except Exception as exc:  # noqa: BLE001  (reported to the caller, which counts and logs it)
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
-        out.write(json.dumps(reply).encode() + b"\n")
-        out.flush()
-
-
-if __name__ == "__main__":
-    _serve()

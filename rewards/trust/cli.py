@@ -20,8 +20,9 @@ response, ``null`` when missing); under ``variance`` also ``variance`` (per resp
 given, whatever the mode (the trainer whitens over the step's responses, by default in ``decoupled`` mode only). With
 any of them the output also has ``normalize``, ``gate``, ``whiten_batch``, ``advantage_outcome`` and
 ``advantage_thinking`` (the two parts of each advantage, before whitening), and ``rewards`` is ``Ro + w * Rt'``.
-It runs exactly :func:`sophiavl.rewards.trust.shape_rewards`, :func:`~sophiavl.rewards.trust.group_advantages` and
-:func:`sophiavl.rewards.trust_variants.variant_advantages`, the code the trainer uses.
+It runs exactly :func:`sophiavl.rewards.trust.weights.shape_rewards`,
+:func:`~sophiavl.rewards.trust.weights.group_advantages` and :func:`sophiavl.rewards.trust.variants.variant_advantages`,
+the code the trainer uses.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import json
 import math
 import sys
 
-from sophiavl.rewards.trust import group_advantages, shape_rewards
-from sophiavl.rewards.trust_config import ANNEAL_MODES, GATE_MODES, NORMALIZE_MODES, SEMANTICS, TRUST_MODES, TrustConfig
-from sophiavl.rewards.trust_variants import variant_advantages
+from sophiavl.rewards.trust.config import ANNEAL_MODES, GATE_MODES, NORMALIZE_MODES, SEMANTICS, TRUST_MODES, TrustConfig
+from sophiavl.rewards.trust.variants import variant_advantages
+from sophiavl.rewards.trust.weights import group_advantages, shape_rewards
 
 #: anneal_T when --total-steps is not given, per semantics (paper: the recipe's 1500 steps; released code: 12000)
 DEFAULT_T = {"paper": 1500.0, "official": 12000.0}

@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Iterable
 from typing import IO, Any
 
-from sophiavl.rewards.thinking_client import Judgement, ThinkingJudge
+from sophiavl.eval.numbers import number_text
+from sophiavl.rewards.trm.client import Judgement, ThinkingJudge
 
-from .trm_data import PairItem
-from .trm_pairwise import PairScore, pairwise_summary, source_of, table3
-from .trm_run import Progress, collect, failure_examples, failure_kind, failure_kinds
+from .data import PairItem
+from .pairwise import PairScore, pairwise_summary, source_of, table3
+from .run import Progress, collect, failure_examples, failure_kind, failure_kinds
 
 
 def _failed_samples(judgement: Judgement) -> int:
@@ -72,24 +73,20 @@ def pairwise_report(records: list[dict[str, Any]], tie: str) -> dict[str, Any]:
     }
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
 def pairwise_text(report: dict[str, Any], label: str) -> str:
     """A human-readable summary of :func:`pairwise_report`'s output, with the paper's Table 3 rows above ours."""
     kinds = ", ".join(f"{k}: {v}" for k, v in report["failure_kinds"].items())
     lines = [
         f"TRM pairwise (VL-RewardBench): {report['pairs']} pairs, {report['n']} judged, {report['failures']} failed"
         + (f" ({kinds})" if kinds else ""),
-        f"  ties: {report['ties']} ({_num(report['tie_rate'])}% of judged pairs), rule '{report['tie_rule']}'; "
+        f"  ties: {report['ties']} ({number_text(report['tie_rate'])}% of judged pairs), rule '{report['tie_rule']}'; "
         f"{report['counted']} pairs in the denominator",
     ]
     for group, block in report["groups"].items():
         lines.append(
-            f"  {group:<13} accuracy {_num(block['accuracy']):>5}%  n {block['n']:>4}  ties {block['ties']:>4}"
+            f"  {group:<13} accuracy {number_text(block['accuracy']):>5}%  n {block['n']:>4}  ties {block['ties']:>4}"
         )
-    lines.append(f"  overall {_num(report['overall'])}%  macro {_num(report['macro'])}%")
+    lines.append(f"  overall {number_text(report['overall'])}%  macro {number_text(report['macro'])}%")
     lines.append("")
     lines.append(table3(report, label))
     return "\n".join(lines)

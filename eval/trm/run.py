@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import IO, Any, TextIO, TypeVar
 
-from sophiavl.rewards.judge_codes import error_kind
-from sophiavl.rewards.thinking_client import Judgement
+from sophiavl.rewards.trm.client import Judgement
+from sophiavl.rewards.trm.codes import error_kind
 
 T = TypeVar("T")
 R = TypeVar("R")

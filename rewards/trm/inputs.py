@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sophiavl.rewards.thinking_prompt import strip_placeholders
+from sophiavl.rewards.trm.prompt import strip_placeholders
 
 
 def _messages(raw_prompt: Any) -> list[Mapping[str, Any]]:

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from .report import Report
+from sophiavl.data_prep.report import Report
 
 LEVELS = tuple(f"{k / 10:.1f}" for k in range(11))  # "0.0" ... "1.0"
 SPLITS = ("train", "val")
-
-
-def empty_histogram() -> dict[str, int]:
-    """``{"0.0": 0, "0.1": 0, ..., "1.0": 0}``."""
-    return dict.fromkeys(LEVELS, 0)
 
 
 class TrmReport(Report):
