@@ -1,6 +1,6 @@
 """Builds the tiny, randomly initialised models of the CPU end-to-end run, offline (no model hub here).
 
-    python tests/e2e/build_tiny_models.py OUT_DIR [--text-only] [--warmup-rows TRAIN_PARQUET] [--warmup-greedy]
+    python examples/cpu/build_tiny_models.py OUT_DIR [--text-only] [--warmup-rows TRAIN_PARQUET] [--warmup-greedy]
         [--judge-init-std S]
 
 writes OUT_DIR/policy and OUT_DIR/judge: each a Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration: a 1-block vision

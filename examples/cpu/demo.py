@@ -1,8 +1,8 @@
 """`make demo`: one real SophiaVL-R1 training run through verl 0.9.1 on a CPU-only machine (docs/cpu.md).
 
-Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
+Run with the e2e venv's Python (examples/cpu/setup_venv.sh makes it):
 
-    .venv-e2e/bin/python tests/e2e/demo.py [--steps 2] [--timeout 1500] [--deadline S] [--workdir data/e2e] \
+    .venv-e2e/bin/python examples/cpu/demo.py [--steps 2] [--timeout 1500] [--deadline S] [--workdir data/e2e] \
         [--assets DIR] [--rm external|verl] [--recipe sophiavl] [--fault-after-step K] [--failed-sessions] \
         [HYDRA_OVERRIDE ...]
 
@@ -15,10 +15,10 @@ What it does, in order:
   3. --rm external (default): starts the thinking RM behind a real vLLM (CPU) OpenAI-compatible server on 127.0.0.1;
      --rm verl: nothing here, verl serves the TRM itself on its own resource pool (the recipe's default);
   4. runs `python -m verl.trainer.main_ppo +recipe=sophiavl <CPU and tiny-size overrides>` under a timeout;
-     with --fault-after-step K: checkpoints every step, the judge is reached through tests/e2e/judge_proxy.py, which
+     with --fault-after-step K: checkpoints every step, the judge is reached through examples/cpu/judge_proxy.py, which
      goes down at the first judge call of step K + 1, so the run must stop on the trust sampler's failure-rate error;
      then the proxy comes back and the same command with trainer.resume_mode=auto must run steps K + 1..--steps;
-     with --failed-sessions: rollout sessions fail on purpose (tests/e2e/agent_loops/failing_agent_loop.py, verl's
+     with --failed-sessions: rollout sessions fail on purpose (examples/cpu/agent_loops/failing_agent_loop.py, verl's
      single-turn agent loop loaded through actor_rollout_ref.rollout.agent.agent_loop_config_path): some groups
      lose every session, the others one; verl pads the batch and the run must train through every step;
   5. stops every process it started, also on failure, Ctrl-C or timeout: each child runs in its own process
@@ -156,7 +156,7 @@ def marked_pids(run_id: str) -> list[int]:
 
 def pids_naming(text: str) -> list[int]:
     """Live processes whose command line contains text (zombies have an empty one); the e2e tests' independent scan
-    (tests/e2e/harness.py)."""
+    (tests/support/sophiavl_testing/e2e_harness.py)."""
     needle = text.encode()
     return _proc_pids("cmdline", lambda cmdline: needle in cmdline)
 
@@ -373,7 +373,7 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None, 
         ]
     # Ray: logical CPUs beyond the 2 real cores (gets past a silent hang: TransferQueue actors and the workers each
     # reserve a CPU), and one fake GPU per pool (verl counts GPUs before it schedules its workers); or join the
-    # --nodes cluster, whose nodes have their own CPUs and fake GPUs (tests/e2e/ray_cluster.py)
+    # --nodes cluster, whose nodes have their own CPUs and fake GPUs (examples/cpu/ray_cluster.py)
     ray_init = ["ray_kwargs.ray_init.num_cpus=16",
                 f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}"]  # fmt: skip
     if ray_address:
@@ -446,12 +446,10 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None, 
 
 
 def ray_cluster():
-    """tests/e2e/ray_cluster.py (--nodes), loaded by path: the e2e tests load this file by path too."""
-    import importlib.util
+    """examples/cpu/ray_cluster.py (--nodes), imported when needed: a sibling module (this folder is on sys.path when
+    a demo runs, and on pytest's path in the tests)."""
+    import ray_cluster as module
 
-    spec = importlib.util.spec_from_file_location("sophiavl_e2e_ray_cluster", HERE / "ray_cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     return module
 
 
@@ -603,7 +601,7 @@ def run_trainer(cmd: list[str], env: dict, log_path: Path, timeout: float, expec
 def start_proxy(
     upstream: str, port: int, serve: int | None, env: dict, log_path: Path, requests_log: Path | None = None
 ) -> subprocess.Popen:
-    """tests/e2e/judge_proxy.py on 127.0.0.1:port in front of ``upstream``; ``serve``: chat requests it answers
+    """examples/cpu/judge_proxy.py on 127.0.0.1:port in front of ``upstream``; ``serve``: chat requests it answers
     before it goes down (None: all); ``requests_log``: its JSON-lines record of the chat requests."""
     cmd = [PY, str(HERE / "judge_proxy.py"), "--upstream", upstream, "--port", str(port)]
     if requests_log is not None:
@@ -652,12 +650,12 @@ def main(argv=None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--failed-sessions", action="store_true",
-        help="rollout sessions fail on purpose (tests/e2e/agent_loops): some groups lose every session, the others "
+        help="rollout sessions fail on purpose (examples/cpu/agent_loops): some groups lose every session, the others "
              "session 0; verl pads the batch (trust/pad_rows) and the run must train through every step",
     )  # fmt: skip
     parser.add_argument(
         "--nodes", type=int, choices=(1, 2), default=1,
-        help="2: a two-node Ray cluster on this machine (tests/e2e/ray_cluster.py), one fake GPU per node: the "
+        help="2: a two-node Ray cluster on this machine (examples/cpu/ray_cluster.py), one fake GPU per node: the "
              "trainer's pool on one node, the TRM's on the other (needs --rm verl)",
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for main_ppo (they win)")

@@ -1,19 +1,19 @@
 """`make demo-eval`: the whole evaluation on this CPU, with a tiny policy.
 
-Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
+Run with the e2e venv's Python (examples/cpu/setup_venv.sh makes it):
 
-    .venv-e2e/bin/python tests/e2e/demo_eval.py [--workdir data/e2e-eval] [--timeout 1200] [--deadline S] \
+    .venv-e2e/bin/python examples/cpu/demo_eval.py [--workdir data/e2e-eval] [--timeout 1200] [--deadline S] \
         [HYDRA_OVERRIDE ...]
 
 What it does, in order:
-  1. writes tiny copies of the seven benchmarks in their real hub layouts and schemas (tests/eval_fixtures.py) to
-     WORKDIR/hub/<benchmark>/, and prepares each with `python -m sophiavl.eval.prepare` into WORKDIR/eval/;
-  2. builds the tiny random Qwen2.5-VL policy offline (tests/e2e/build_tiny_models.py, which also writes a judge
+  1. writes tiny copies of the seven benchmarks in their real hub layouts and schemas (examples/cpu/tiny_benchmarks.py)
+     to WORKDIR/hub/<benchmark>/, and prepares each with `python -m sophiavl.eval.prepare` into WORKDIR/eval/;
+  2. builds the tiny random Qwen2.5-VL policy offline (examples/cpu/build_tiny_models.py, which also writes a judge
      model that evaluation does not use), with its greedy format warm-up (--warmup-greedy) on the prepared rows whose
      answer is A or Yes: under the recipe's greedy decoding it answers "<think> check check </think><answer>A</answer>"
      to multiple-choice questions and "...<answer>Yes</answer>" to the others, right where that is the gold;
   3. runs `python -m verl.trainer.main_ppo +recipe=sophiavl_eval` on all seven prepared files, with the CPU
-     overrides of `make demo` (tests/e2e/demo.py's training command, keeping only its CPU and tiny-size keys) and
+     overrides of `make demo` (examples/cpu/demo.py's training command, keeping only its CPU and tiny-size keys) and
      the dump in WORKDIR/dump;
   4. stops every process it started (demo.py's process-group and marker clean-up);
   5. writes WORKDIR/report.json and WORKDIR/rows.jsonl with `sophiavl.eval.report` (the prepared folder given, so
@@ -26,7 +26,6 @@ Exit status: 0 when main_ppo exited 0 and the report has every benchmark; otherw
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -35,21 +34,11 @@ import sys
 import time
 from pathlib import Path
 
+import demo  # sibling modules of this folder (on sys.path when a demo runs, on pytest's path in the tests)
+import tiny_benchmarks as fixtures
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-
-
-def _load(path: Path, name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-demo = _load(HERE / "demo.py", "sophiavl_e2e_demo")
-fixtures = _load(REPO / "tests" / "eval_fixtures.py", "sophiavl_tests_eval_fixtures")
 PY = demo.PY
 
 #: demo.py override keys that adapt main_ppo to this CPU and the tiny policy (kept); everything else in its training

@@ -1,15 +1,15 @@
 """`make demo-trm`: the thinking reward model (TRM) trained with verl 0.9.1's SFT trainer on a CPU-only machine,
 then served by vLLM and asked for a score.
 
-Run with the e2e venv's Python (tests/e2e/setup_venv.sh makes it):
+Run with the e2e venv's Python (examples/cpu/setup_venv.sh makes it):
 
-    .venv-e2e/bin/python tests/e2e/demo_trm.py [--steps 8] [--rows 8] [--batch 8] [--lr 2e-3] [--timeout 900] \
+    .venv-e2e/bin/python examples/cpu/demo_trm.py [--steps 8] [--rows 8] [--batch 8] [--lr 2e-3] [--timeout 900] \
         [--deadline S] [--workdir data/e2e-trm] [HYDRA_OVERRIDE ...]
 
 What it does, in order:
   1. prepares the embedded Thinking-156k sample (the command `make prepare-trm-data` runs) into WORKDIR/trm
      (52 training rows, 8 validation rows; a third of the rows are text-only);
-  2. builds a tiny random Qwen2.5-VL with its processor, offline (tests/e2e/build_tiny_models.py; its `judge`
+  2. builds a tiny random Qwen2.5-VL with its processor, offline (examples/cpu/build_tiny_models.py; its `judge`
      model is the TRM's base);
   3. trains it: `torchrun --standalone --nproc-per-node=1 -m verl.trainer.sft_trainer +recipe=sophiavl_trm
      <CPU and tiny-size overrides>` on --rows training rows, half text-only and half with an image (mixed_rows;
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
@@ -43,22 +42,14 @@ import sys
 import time
 from pathlib import Path
 
+import demo  # examples/cpu/demo.py, a sibling module: its process handling, judge server start and env are reused
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 TORCHRUN = str(Path(PY).parent / "torchrun")
 VAL_SIZE = 8  # validation rows the converter keeps (6 of the sample's 8 have an image)
 
-
-def _load_demo_module():
-    """tests/e2e/demo.py, loaded by path: its process handling, judge server start and env are reused here."""
-    spec = importlib.util.spec_from_file_location("sophiavl_e2e_demo", HERE / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo_module()
 MARKER = demo.MARKER
 
 

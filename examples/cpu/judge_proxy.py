@@ -1,7 +1,7 @@
 """A loopback HTTP proxy in front of the judge server that goes down at a given request: the judge outage of the
 fault test (tests/e2e/test_e2e_resume.py, `demo.py --fault-after-step K`).
 
-    python tests/e2e/judge_proxy.py --upstream http://127.0.0.1:JUDGE_PORT --port PORT [--serve N] [--log FILE]
+    python examples/cpu/judge_proxy.py --upstream http://127.0.0.1:JUDGE_PORT --port PORT [--serve N] [--log FILE]
 
 Forwards every request (method, path, body, content type) to the upstream server and its answer back, unchanged.
 With --serve N it answers exactly N chat requests (POST .../chat/completions); when request N + 1 arrives the process

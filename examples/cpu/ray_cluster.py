@@ -7,7 +7,7 @@ verl's placement-group bundles (3 CPUs per GPU), TransferQueue's actors and the 
 
 Run as a process by ``start`` below (demo.py, step 3b):
 
-    python tests/e2e/ray_cluster.py --nodes 2 --info WORKDIR/ray_nodes.json
+    python examples/cpu/ray_cluster.py --nodes 2 --info WORKDIR/ray_nodes.json
 
 It starts the nodes, writes the info file (the GCS address the trainer connects to with
 ``+ray_kwargs.ray_init.address``, and the nodes), and waits. On SIGTERM or SIGINT, or when its parent is gone, it

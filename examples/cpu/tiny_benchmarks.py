@@ -1,5 +1,5 @@
 """Tiny copies of the seven benchmarks in their real hub schemas, made offline: shared by the eval unit tests and
-`make demo-eval` (tests/e2e/demo_eval.py), loaded by file path (tests are never imported as ``tests.*``).
+`make demo-eval` (examples/cpu/demo_eval.py), loaded by file path (tests are never imported as ``tests.*``).
 
 ``build_all(root)`` writes ``root/<benchmark>/`` as ``huggingface-cli download --repo-type dataset`` lays the hub
 repository out: parquet shards written by ``datasets`` (images as the ``Image`` struct ``{bytes, path}``), under the
@@ -58,7 +58,8 @@ def _write(rows: list[dict], features, path: Path) -> None:
 
 
 def _card(path: Path, configs: str) -> None:
-    path.write_text(f"---\nconfigs:\n{configs}---\n\n# fixture copy (tests/eval_fixtures.py)\n", encoding="utf-8")
+    card = f"---\nconfigs:\n{configs}---\n\n# fixture copy (examples/cpu/tiny_benchmarks.py)\n"
+    path.write_text(card, encoding="utf-8")
 
 
 def mathvista(root: Path) -> None:

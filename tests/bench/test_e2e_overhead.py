@@ -1,21 +1,12 @@
 """The overhead figures of `make bench-e2e` (tests/bench/e2e_overhead.py) on hand-made per-step metrics."""
 
-import importlib.util
-import pathlib
-
 import pytest
 
-
-def load():
-    path = pathlib.Path(__file__).parent / "bench" / "e2e_overhead.py"
-    spec = importlib.util.spec_from_file_location("sophiavl_tests_e2e_overhead", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import e2e_overhead
 
 
 def test_figures_use_steps_two_and_later():
-    fig = load().figures
+    fig = e2e_overhead.figures
     thinking = [
         {"step": 1, "timing_s/step": 50.0, "timing_s/gen": 40.0, "trust/reward_tail_s": 9.0},  # warm-up: ignored
         {
@@ -51,7 +42,7 @@ def test_figures_use_steps_two_and_later():
 
 
 def test_second_run_reuses_the_first_runs_inputs(tmp_path):
-    shared = load().shared_inputs
+    shared = e2e_overhead.shared_inputs
     assert shared(tmp_path / "sophiavl", True) == (["--assets", str(tmp_path / "assets")], [])
     options, overrides = shared(tmp_path / "sophiavl", False)
     assert options == []
@@ -64,4 +55,4 @@ def test_second_run_reuses_the_first_runs_inputs(tmp_path):
 
 def test_one_step_is_not_enough():
     with pytest.raises(SystemExit, match="steps 2"):
-        load().figures([{"step": 1, "timing_s/step": 5.0}], [{"step": 1, "timing_s/step": 5.0}])
+        e2e_overhead.figures([{"step": 1, "timing_s/step": 5.0}], [{"step": 1, "timing_s/step": 5.0}])

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from sophiavl_tests_data_prep_helpers import bomb_png, png_bytes, read_record_file, sample_records, source_bytes
 
 from sophiavl.data_prep.convert import ConvertError, Options, convert
 from sophiavl.data_prep.prompts import SYSTEM_PROMPT
 from sophiavl.data_prep.records import REASONS
 from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT, main
+from sophiavl_testing.data_prep_helpers import bomb_png, png_bytes, read_record_file, sample_records, source_bytes
 
 # per problem_type in the sample: numerical = 16 counts + 4 two-image totals + 8 arithmetic + 10 bar values
 SAMPLE_TYPES = {"numerical": 38, "multiple choice": 22, "OCR": 18, "free-form": 10, "text": 12}

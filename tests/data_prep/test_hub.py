@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from sophiavl_tests_data_prep_helpers import folder_files, lay_out_hub_cache
 
 from sophiavl.data_prep.hub import SourceError, link_root, parse_hub_id, resolve_src
 from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
+from sophiavl_testing.data_prep_helpers import folder_files, lay_out_hub_cache
 
 COMMIT_MAIN = "a" * 40
 COMMIT_V1 = "b" * 40

@@ -20,15 +20,15 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
-from sophiavl_tests_data_prep_helpers import (
+
+from sophiavl.data_prep.convert import Options, convert
+from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
+from sophiavl_testing.data_prep_helpers import (
     import_qwen_vl_utils,
     offline_qwen25vl_processor,
     sample_records,
     source_bytes,
 )
-
-from sophiavl.data_prep.convert import Options, convert
-from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
 
 
 @pytest.fixture(scope="module")

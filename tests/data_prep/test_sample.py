@@ -5,10 +5,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from sophiavl_tests_data_prep_helpers import sample_records
-
 from sophiavl.data_prep.sample.make_sample import build
 from sophiavl.data_prep.sophiavl_130k import SAMPLE_ROOT
+from sophiavl_testing.data_prep_helpers import sample_records
 
 
 def _files(root: Path) -> dict[str, bytes]:

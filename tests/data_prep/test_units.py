@@ -8,7 +8,6 @@ import zipfile
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sophiavl_tests_data_prep_helpers import bomb_png, png_bytes
 
 from sophiavl.data_prep import reader
 from sophiavl.data_prep.imagecheck import ImageRejected, probe_image
@@ -18,6 +17,7 @@ from sophiavl.data_prep.schema import make_row, row_schema
 from sophiavl.data_prep.sources import ImageMissing, ImageStore, PathEscapesRoot, normalize_relpath
 from sophiavl.data_prep.split import choose_val_keys, key_hash, split_key
 from sophiavl.data_prep.writer import ShardedParquetWriter
+from sophiavl_testing.data_prep_helpers import bomb_png, png_bytes
 
 # --- reader ---------------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from verl.utils import tensordict_utils as tu
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "docs" / "upstream" / "repro_qwen2_5_vl_position_ids.py"
 
 

@@ -1,6 +1,6 @@
 """Model-based answer extraction (``--extract-url``) against a scripted OpenAI-compatible server on loopback (a real
-HTTP server, tests/fake_judge_server.py), through both CLIs, and the per-row audit ``rows.jsonl``. Every expected
-number is worked out by hand in the comments."""
+HTTP server, ``sophiavl_testing.fake_judge_server``), through both CLIs, and the per-row audit ``rows.jsonl``. Every
+expected number is worked out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -9,21 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import tiny_benchmarks as fx  # examples/cpu (on pytest's path)
 from sophiavl.eval import report as report_cli
 from sophiavl.eval import score as score_cli
 from sophiavl.eval.extract_prompts import read_judgement
-
-
-def _by_path(filename: str, name: str):
-    """``tests/<filename>`` loaded by file path (``tests.*`` is never imported)."""
-    import importlib.util
-    import sys
-
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+from sophiavl_testing.verl_dump import write_verl_dump
 
 
 def tagged(answer: str) -> str:
@@ -90,10 +80,9 @@ def script(payload: dict) -> tuple:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    """The fixture benchmarks (tests/eval_fixtures.py) prepared by sophiavl.eval.prepare."""
+    """The fixture benchmarks (examples/cpu/tiny_benchmarks.py) prepared by sophiavl.eval.prepare."""
     from sophiavl.eval.prepare import Options, prepare
 
-    fx = _by_path("eval_fixtures.py", "sophiavl_tests_eval_fixtures")
     hub = fx.build_all(tmp_path_factory.mktemp("hub"))
     out = tmp_path_factory.mktemp("eval")
     for name, folder in hub.items():
@@ -167,7 +156,6 @@ def test_score_cli_with_model_extraction(data, tmp_path, fake_judge, capsys, mon
 
 
 def test_report_cli_with_model_extraction_from_a_verl_dump(data, tmp_path, fake_judge, capsys):
-    write_verl_dump = _by_path("test_eval_report.py", "sophiavl_tests_eval_report_module").write_verl_dump
     fake_judge.default = ("script", script)
     dump = tmp_path / "dump"
     write_verl_dump(dump, data, RESPONSES)
@@ -230,7 +218,6 @@ def test_client_retries_rate_limits_and_dropped_connections(fake_judge):
 def test_report_on_a_dump_from_before_decided_by(data, tmp_path, fake_judge):
     """A dump written before compute_score returned ``decided_by``/``answer``: with the prepared rows the rules are
     rerun on each response, so the same rows reach the model and the same numbers come out."""
-    write_verl_dump = _by_path("test_eval_report.py", "sophiavl_tests_eval_report_module").write_verl_dump
     fake_judge.default = ("script", script)
     path = write_verl_dump(tmp_path / "dump", data, RESPONSES)
     lines = [json.loads(line) for line in path.read_text().splitlines()]

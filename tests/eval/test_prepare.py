@@ -1,11 +1,11 @@
-"""sophiavl.eval.prepare on tiny copies of the seven benchmarks in their real hub schemas (tests/eval_fixtures.py):
-what each converter writes, what it rejects and why, the split/config choice, the offline hub cache, and the
-prepared files read back together by verl's own RLHFDataset with an offline Qwen2.5-VL processor."""
+"""sophiavl.eval.prepare on tiny copies of the seven benchmarks in their real hub schemas
+(examples/cpu/tiny_benchmarks.py): what each converter writes, what it rejects and why, the split/config choice, the
+offline hub cache, and the prepared files read back together by verl's own RLHFDataset with an offline Qwen2.5-VL
+processor."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,22 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
+import tiny_benchmarks as fx  # examples/cpu (on pytest's path)
 from sophiavl.eval.prepare import Options, prepare
 from sophiavl.eval.schema import PAPER_MAX_PIXELS, PAPER_MIN_PIXELS, SCHEMA
-
-TESTS = Path(__file__).resolve().parent
-
-
-def _load(filename: str, name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / filename)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _load("eval_fixtures.py", "sophiavl_tests_eval_fixtures")
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +167,7 @@ def test_rlhf_dataset_reads_all_benchmarks_together(prepared, tmp_path, monkeypa
     import datasets
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
-    from sophiavl_tests_data_prep_helpers import import_qwen_vl_utils, offline_qwen25vl_processor
+    from sophiavl_testing.data_prep_helpers import import_qwen_vl_utils, offline_qwen25vl_processor
 
     import_qwen_vl_utils()
     from verl.utils.dataset.rl_dataset import RLHFDataset

@@ -3,30 +3,16 @@ verl's own dump writer) on the prepared fixture benchmarks, with hand-chosen res
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+import tiny_benchmarks as fx  # examples/cpu (on pytest's path)
 from sophiavl.eval import report as report_cli
 from sophiavl.eval import score as score_cli
-from sophiavl.eval.compute_score import compute_score
 from sophiavl.eval.prepare import Options, prepare
-from sophiavl.eval.results import load_prepared
-
-TESTS = Path(__file__).resolve().parent
-
-
-def _fixtures():
-    name = "sophiavl_tests_eval_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / "eval_fixtures.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+from sophiavl_testing.verl_dump import write_verl_dump
 
 
 def tagged(answer: str) -> str:
@@ -66,7 +52,6 @@ WANT = {"mathvista": 200 / 3, "mathverse": 50.0, "mmmu": 200 / 3, "mme": 250.0, 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    fx = _fixtures()
     hub = fx.build_all(tmp_path_factory.mktemp("hub"))
     out = tmp_path_factory.mktemp("eval")
     for name, folder in hub.items():
@@ -111,28 +96,6 @@ def test_score_cli_rejects_bad_predictions(data, tmp_path, capsys):
     preds.write_text(line + line)
     assert score_cli.main(["--data", str(data), "--predictions", str(preds), "--out", str(tmp_path / "r.json")]) == 2
     assert "a second prediction" in capsys.readouterr().err
-
-
-def write_verl_dump(folder: Path, data: Path, responses: dict) -> Path:
-    """The dump verl 0.9.1 writes for a validation pass: its own writer, fed what _validate collects (the decoded
-    output, the ground truth, the score, and every key compute_score returned)."""
-    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
-
-    prepared = load_prepared(data)
-    inputs, outputs, gts, scores, extra = [], [], [], [], defaultdict(list)
-    for key, response in responses.items():
-        row = prepared[key]
-        result = compute_score(key[0], response, row["ground_truth"], dict(row["extra_info"]))
-        inputs.append("prompt text")
-        outputs.append(response)
-        gts.append(row["ground_truth"])
-        scores.append(result["score"])
-        extra["reward"].append(result["score"])
-        for k, v in result.items():
-            extra[k].append(v)
-    extra["uid"] = [f"uid-{i}" for i in range(len(inputs))]
-    PPOTrainer._write_generations(inputs, outputs, gts, scores, dict(extra), str(folder), 0)
-    return folder / "0.jsonl"
 
 
 def test_report_from_verl_dump(data, tmp_path, capsys):

@@ -191,8 +191,8 @@ def test_compute_score_echoes_the_row_and_routes_by_benchmark():
 
 
 def test_mathverse_runaway_answer_from_a_worker_thread_returns_wrong():
-    """An answer that keeps sympy busy for minutes (tests/test_bounded_scorer.py) is cut off after the 5 s bound
-    even from a worker thread, as in verl's validation, and is then compared as text: wrong."""
+    """An answer that keeps sympy busy for minutes (tests/rewards/outcome/test_bounded_scorer.py) is cut off after the
+    5 s bound even from a worker thread, as in verl's validation, and is then compared as text: wrong."""
     import threading
     import time
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Runs main_ppo with the editable install's import hooks removed, so that only PYTHONPATH (the unpacked wheel)
 # can provide `sophiavl`; it fails loudly if the package still comes from the repository.

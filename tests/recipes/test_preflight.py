@@ -13,10 +13,10 @@ import yaml
 from sophiavl.recipes.cluster_layout import padded_rows, place_pools, replica_problems
 from sophiavl.recipes.preflight import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(p.stem for p in (REPO / "recipes" / "config" / "recipe").glob("*.yaml"))
 
-# The layouts the docs give, as overrides of the recipe (tests/test_docs.py-style commands must contain them).
+# The layouts the docs give, as overrides of the recipe (tests/docs/test_docs.py-style commands must contain them).
 ONE_NODE: tuple[str, ...] = ()
 EXTERNAL_JUDGE = (
     "trainer.n_gpus_per_node=8",

@@ -1,8 +1,8 @@
 """A real mixed text-only / image batch through verl 0.9.1's own SFT data path, with and without our dataset class.
 
-The Qwen2.5-VL processor needs torchvision, which only the e2e venv has (tests/e2e/setup_venv.sh), so the checks
+The Qwen2.5-VL processor needs torchvision, which only the e2e venv has (examples/cpu/setup_venv.sh), so the checks
 run there: this file runs itself with the e2e venv's Python (``python THIS_FILE OUT.json``), which builds a tiny
-Qwen2.5-VL with its processor (tests/e2e/build_tiny_models.py), writes a parquet in the Thinking-156k converter's
+Qwen2.5-VL with its processor (examples/cpu/build_tiny_models.py), writes a parquet in the Thinking-156k converter's
 schema, and records what happens:
 
 - verl's ``MultiTurnSFTDataset`` + ``SFTTensorCollator`` on [text-only row, image row]: the KeyError of
@@ -21,7 +21,6 @@ unless SOPHIAVL_E2E=require (``make test``), where they fail.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import math
@@ -30,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 E2E_PY = REPO / os.environ.get("E2E_VENV", ".venv-e2e") / "bin" / "python"
 
 # Hand-computed sizes for a 56 x 56 image with the tiny processor (patch 14, merge 2, min_pixels 28*28*4):
@@ -117,11 +116,9 @@ def run_checks(out_json: Path) -> None:
     from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
     from verl.utils.model import extract_multi_modal_inputs
 
+    import build_tiny_models as tiny  # examples/cpu: on PYTHONPATH in this run (see checks), on pytest's path
     from sophiavl.trm.sft_dataset import TRMSFTDataset
 
-    spec = importlib.util.spec_from_file_location("sophiavl_tiny_models", REPO / "tests/e2e/build_tiny_models.py")
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
     work = out_json.parent
     tokenizer = tiny.build_tokenizer()
     model = tiny.build_vl_model(tokenizer, seed=0)
@@ -205,7 +202,9 @@ def checks(tmp_path_factory) -> dict:
             pytest.fail(f"{E2E_PY} missing: `make e2e-venv` should have made it")
         pytest.skip(f"no e2e venv at {E2E_PY}: run `make e2e-venv` (or `make test`)")
     out = tmp_path_factory.mktemp("trm_mixed") / "checks.json"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    paths = [str(REPO / "examples" / "cpu"), os.environ.get("PYTHONPATH")]  # build_tiny_models, an ordinary import
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join(filter(None, paths)))  # fmt: skip
     proc = subprocess.run([str(E2E_PY), __file__, str(out)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     if proc.returncode != 0:

@@ -4,7 +4,6 @@ test_trm_mixed_batch.py, which needs the e2e venv)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
+import build_tiny_models  # examples/cpu (on pytest's path)
 from sophiavl.trm.sft_dataset import (
     ImageCellError,
     TRMSFTDataset,
@@ -20,15 +20,10 @@ from sophiavl.trm.sft_dataset import (
     normalize_images_cell,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    spec = importlib.util.spec_from_file_location("sophiavl_tiny_models", REPO / "tests/e2e/build_tiny_models.py")
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
-    return tiny.build_tokenizer()
+    return build_tiny_models.build_tokenizer()
 
 
 def _row(i: int, images, placeholders: int | None = None) -> dict:

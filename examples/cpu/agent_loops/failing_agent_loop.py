@@ -1,4 +1,4 @@
-"""verl's single-turn agent loop with rollout sessions that fail on purpose (tests/e2e/demo.py --failed-sessions).
+"""verl's single-turn agent loop with rollout sessions that fail on purpose (examples/cpu/demo.py --failed-sessions).
 
 Not part of the product: it lets a CPU run meet what a run at scale meets now and then, a rollout session that
 raises, through verl's own path and without patching verl. verl 0.9.1 loads it from

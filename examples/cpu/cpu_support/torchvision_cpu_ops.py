@@ -10,7 +10,7 @@ or not the library loaded (its other registrations check first).
 What: declare those two operator schemas before torchvision is imported. The compiled ops (nms, roi_align, ...)
 stay unavailable; the image transforms the processors use are plain torch and PIL code and work.
 
-How it is loaded: tests/e2e/setup_venv.sh copies this file into the e2e venv's site-packages with a .pth line
+How it is loaded: examples/cpu/setup_venv.sh copies this file into the e2e venv's site-packages with a .pth line
 `import torchvision_cpu_ops`, so it runs at the start of every Python process of that venv (driver, Ray workers,
 vLLM engine processes). It only installs an import hook; torch is imported when torchvision is.
 """

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from sophiavl_tests_data_prep_helpers import bomb_png, folder_files, lay_out_hub_cache, png_bytes, read_record_file
 
 from sophiavl.data_prep.convert import ConvertError
 from sophiavl.data_prep.sample.make_trm_sample import build
@@ -25,6 +24,7 @@ from sophiavl.data_prep.thinking_convert import TrmOptions, convert_trm
 from sophiavl.data_prep.thinking_fields import FieldError, detect_fields, parse_field_overrides
 from sophiavl.data_prep.thinking_records import REASONS, SampleRejected, image_paths, parse_score
 from sophiavl.rewards.thinking_prompt import sft_messages
+from sophiavl_testing.data_prep_helpers import bomb_png, folder_files, lay_out_hub_cache, png_bytes, read_record_file
 
 LEVELS = [f"{k / 10:.1f}" for k in range(11)]
 
@@ -496,7 +496,7 @@ def test_custom_prompt_template_is_used_like_the_judges(tmp_path, capsys):
 def test_make_prepare_trm_data(tmp_path, how):
     """The Makefile target (its install prerequisite marked up to date with -o): DATA_OUT on the command line or
     from the environment, the sample's 12-row validation split."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[3]
     out = tmp_path / "trm"
     args = [
         "make",

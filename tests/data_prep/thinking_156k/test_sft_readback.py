@@ -1,5 +1,5 @@
 """The converted Thinking-156k sample read back by verl 0.9.1's own ``MultiTurnSFTDataset`` with an offline
-Qwen2.5-VL processor (``tests/data_prep_helpers.py``): what the SFT trainer will see.
+Qwen2.5-VL processor (``tests/support/sophiavl_testing/data_prep_helpers.py``): what the SFT trainer will see.
 
 For an image row and a text-only row, in both image modes: the number of ``<image>`` placeholders equals
 ``len(images)`` (the dataset asserts it), the image becomes one ``<|vision_start|>`` and ``grid.prod() / merge**2``
@@ -12,10 +12,10 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
-from sophiavl_tests_data_prep_helpers import import_qwen_vl_utils, offline_qwen25vl_processor
 
 from sophiavl.data_prep.thinking_156k import SAMPLE_ROOT
 from sophiavl.data_prep.thinking_convert import TrmOptions, convert_trm
+from sophiavl_testing.data_prep_helpers import import_qwen_vl_utils, offline_qwen25vl_processor
 
 # 224x224 shapes: smart_resize keeps 224 (a multiple of 28), 16x16 patches = 256 -> 256 / merge 2**2 = 64 tokens
 SHAPES_TOKENS = 64

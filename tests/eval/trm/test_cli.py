@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from sophiavl_tests_data_prep_helpers import lay_out_hub_cache
 
 from sophiavl.eval.trm import main
 from sophiavl.rewards.thinking_client import ThinkingJudge
 from sophiavl.rewards.thinking_prompt import load_template, sft_messages
+from sophiavl_testing.data_prep_helpers import lay_out_hub_cache
 
 FAST = ["--timeout-s", "0.3", "--max-retries", "1", "--backoff-s", "0.01", "--backoff-max-s", "0.02"]
 MARK = re.compile(r"\[(score|samples|fail)=([^\]]*)\]")

@@ -1,7 +1,7 @@
-"""Helpers shared by the ``test_data_prep_*`` modules: small PNGs and the embedded sample's records and images.
+"""Helpers shared by the data_prep tests (and a few eval tests): small PNGs, the embedded sample's records and
+images, a hub cache laid out offline, an offline Qwen2.5-VL processor.
 
-Not a test module and not imported as ``tests.*``: ``conftest.py`` loads it by file path as
-``sophiavl_tests_data_prep_helpers``, which the tests import by that name.
+Not a test module: imported as ``sophiavl_testing.data_prep_helpers`` (tests/support is on pytest's path).
 """
 
 from __future__ import annotations

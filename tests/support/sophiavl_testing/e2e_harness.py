@@ -1,11 +1,11 @@
 """Shared harness of the end-to-end tests (tests/e2e/test_e2e_demo.py, tests/e2e/test_e2e_resume.py; its venv check,
 runner and process scans also serve tests/e2e/test_e2e_trm.py and tests/e2e/test_e2e_eval.py): runs demo.py in a
 fresh work folder with the session's shared assets, stops it cleanly on timeout, and checks from outside that
-nothing of a run is left. Not a test module; the tests load it by path (tests are never imported as packages)."""
+nothing of a run is left. Not a test module: the tests import it as ``sophiavl_testing.e2e_harness`` (tests/support is
+on pytest's path)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,21 +16,12 @@ from typing import NamedTuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+import demo  # examples/cpu/demo.py (on pytest's path): its process scans are reused here
+
+REPO = Path(__file__).resolve().parents[3]
 E2E_PY = REPO / os.environ.get("E2E_VENV", ".venv-e2e") / "bin" / "python"
 TIMEOUT_S = 780  # the whole demo, judge start-up included; with GRACE_S and the clean-up, under 15 minutes
 GRACE_S = 60  # after the timeout: SIGTERM (the demo stops its processes), then SIGKILL after this long
-
-
-def load_by_path(name: str, filename: str):
-    """A module of this folder, loaded by path under ``name``."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = load_by_path("sophiavl_e2e_demo", "demo.py")  # its process scans are reused here
 
 
 def shared_assets(tmp_path_factory) -> Path:
@@ -104,7 +95,7 @@ def run_demo(tmp_path_factory, name: str, args: list[str], timeout_s: float = TI
     require_e2e_venv()
     work = tmp_path_factory.mktemp(name)
     env = dict(os.environ, DEMO_QUIET="1")
-    cmd = [str(E2E_PY), str(REPO / "tests" / "e2e" / "demo.py"), "--workdir", str(work),
+    cmd = [str(E2E_PY), str(REPO / "examples" / "cpu" / "demo.py"), "--workdir", str(work),
            "--assets", str(shared_assets(tmp_path_factory)), "--deadline", str(timeout_s - 120), *args]  # fmt: skip
     proc = _run_demo(cmd, env, work, timeout_s, shared_assets(tmp_path_factory))
     summary_path = work / "summary.json"

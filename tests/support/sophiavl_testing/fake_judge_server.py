@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 speaking OpenAI ``/v1/chat/completions``, with injectable faults.
 
-Not a test module: ``conftest.py`` loads it by file path for the ``fake_judge`` fixture, and the judge benchmark
-loads it the same way (or runs it as a subprocess: ``python fake_judge_server.py --latency 0.05`` prints the port).
+Not a test module: ``conftest.py`` imports it (``sophiavl_testing.fake_judge_server``) for the ``fake_judge``
+fixture, and the judge benchmark runs it as a subprocess (``python fake_judge_server.py --latency 0.05`` prints the
+port).
 
 Faults are queued with :meth:`FakeJudgeServer.push`; each request takes the next queued behaviour, or the default
 one when the queue is empty:
