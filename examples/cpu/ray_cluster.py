@@ -241,7 +241,7 @@ def layout_text(record: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="A Ray cluster of several nodes on this machine (tests/e2e)")
+    parser = argparse.ArgumentParser(description="A Ray cluster of several nodes on this machine (examples/cpu)")
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--gpus-per-node", type=int, default=GPUS_PER_NODE, help="fake GPUs (Ray's GPU resource)")
     parser.add_argument("--cpus-per-node", type=int, default=CPUS_PER_NODE, help="logical CPUs")
