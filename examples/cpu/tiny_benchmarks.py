@@ -1,5 +1,6 @@
 """Tiny copies of the seven benchmarks in their real hub schemas, made offline: shared by the eval unit tests and
-`make demo-eval` (examples/cpu/demo_eval.py), loaded by file path (tests are never imported as ``tests.*``).
+`make demo-eval` (examples/cpu/demo_eval.py); imported as ``tiny_benchmarks`` (a sibling of the demos, on pytest's
+path in the tests).
 
 ``build_all(root)`` writes ``root/<benchmark>/`` as ``huggingface-cli download --repo-type dataset`` lays the hub
 repository out: parquet shards written by ``datasets`` (images as the ``Image`` struct ``{bytes, path}``), under the

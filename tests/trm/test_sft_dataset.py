@@ -1,6 +1,6 @@
 """TRMSFTDataset's checks of the ``images`` column and its options, on real parquet files read by verl's own
 ``MultiTurnSFTDataset`` code (the reading half; batches, the processor and a forward pass are in
-test_trm_mixed_batch.py, which needs the e2e venv)."""
+tests/trm/test_mixed_batch.py, which needs the e2e venv)."""
 
 from __future__ import annotations
 
