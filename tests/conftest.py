@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests run with ``--import-mode=importlib``; never import ``tests.*`` (verl ships a ``tests``)."""
+"""Shared fixtures. Tests run with ``--import-mode=importlib``; never import ``tests.*`` (verl ships a ``tests``);
+shared helpers are ordinary modules on pytest's path (``sophiavl_testing``, tests/support; tests/README.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 import verl  # noqa: F401  (importing verl loads our verl.plugins entry point, as main_ppo does)
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
+
+from sophiavl_testing.fake_judge_server import FakeJudgeServer
 
 
 @pytest.fixture
@@ -27,40 +30,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
-def _load_by_path(filename: str, name: str):
-    """``tests/<filename>`` loaded by file path as module ``name`` (``tests.*`` must not be imported)."""
-    import importlib.util
-    import pathlib
-    import sys
-
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).with_name(filename)
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def _load_fake_judge_module():
-    """``tests/fake_judge_server.py``."""
-    return _load_by_path("fake_judge_server.py", "sophiavl_tests_fake_judge_server")
-
-
-# the test_data_prep_* modules import this by name; conftest runs before they are collected
-_load_by_path("data_prep_helpers.py", "sophiavl_tests_data_prep_helpers")
-
-
 @pytest.fixture(scope="session")
 def _fake_judge_session():
-    server = _load_fake_judge_module().FakeJudgeServer().start()
+    server = FakeJudgeServer().start()
     yield server
     server.stop()
 
 
 @pytest.fixture
 def fake_judge(_fake_judge_session):
-    """A real loopback OpenAI chat-completions server (``tests/fake_judge_server.py``), reset for each test.
+    """A real loopback OpenAI chat-completions server (``sophiavl_testing.fake_judge_server``), reset for each test.
 
     ``fake_judge.base_url`` is ``http://127.0.0.1:<port>/v1``; queue faults with ``fake_judge.push(...)``; the
     requests it received are in ``fake_judge.requests`` (payloads) and ``fake_judge.headers``.

@@ -18,7 +18,6 @@ Goals (issue 9, as for the 130k converter): peak memory of the largest run withi
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import random
 import sys
@@ -27,9 +26,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-_spec = importlib.util.spec_from_file_location("bench_data_prep", Path(__file__).with_name("bench_data_prep.py"))
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+import bench_data_prep as _base  # the sibling script: this folder is on sys.path (run as a script, or by pytest)
+
 noise_png = _base._png
 
 _WORDS = "first then next the value of step so we check that result because therefore gives sum".split()

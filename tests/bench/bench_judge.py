@@ -23,7 +23,7 @@ import time
 N = 1024
 LATENCY_S = 0.05
 CONCURRENCY = 64
-SERVER = pathlib.Path(__file__).resolve().parents[1] / "fake_judge_server.py"
+SERVER = pathlib.Path(__file__).resolve().parents[1] / "support" / "sophiavl_testing" / "fake_judge_server.py"
 
 
 def start_server() -> tuple[subprocess.Popen, str]:

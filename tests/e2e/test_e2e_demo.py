@@ -18,22 +18,13 @@ models are built once per session (demo.py --assets) and shared by every e2e run
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from pathlib import Path
 
 import pytest
 
+from sophiavl_testing import e2e_harness as harness
 
-def _load_harness():
-    spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness", Path(__file__).with_name("harness.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
 demo = harness.demo
 STEPS = 2
 TOPOLOGIES = ("external", "verl")

@@ -1,7 +1,7 @@
 """End to end on CPU: the `make demo-eval` run (tiny hub copies -> sophiavl.eval.prepare -> verl main_ppo
 +recipe=sophiavl_eval with vLLM rollouts -> sophiavl.eval.report), checked from the outside: the report's shape and
 that every prepared row was generated and scored. The scoring and aggregation themselves are checked exactly by the
-unit tests (tests/test_eval_*.py).
+unit tests (tests/eval/).
 
 Needs the e2e venv (`make e2e-venv`); without it the test is skipped, unless SOPHIAVL_E2E=require (what `make test`
 sets), where it fails.
@@ -9,7 +9,6 @@ sets), where it fails.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -18,21 +17,14 @@ from typing import NamedTuple
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-
-
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+import tiny_benchmarks as fx  # examples/cpu (on pytest's path)
 
 # the e2e tests' shared harness: the venv check, the runner (SIGTERM on timeout, so that the demo stops its own
 # processes, then SIGKILL) and the process scans
-harness = _load(HERE / "harness.py", "sophiavl_e2e_harness_eval")
-fx = _load(REPO / "tests" / "eval_fixtures.py", "sophiavl_tests_eval_fixtures_e2e")
+from sophiavl_testing import e2e_harness as harness
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 TIMEOUT_S = harness.TIMEOUT_S
 DEADLINE_S = TIMEOUT_S - 120  # the demo's own limit for all its stages; then it stops its processes
 
@@ -50,7 +42,8 @@ class EvalRun(NamedTuple):
 def eval_run(tmp_path_factory):
     harness.require_e2e_venv()
     work = tmp_path_factory.mktemp("e2e-eval")
-    cmd = [str(harness.E2E_PY), str(HERE / "demo_eval.py"), "--workdir", str(work), "--deadline", str(DEADLINE_S)]
+    demo_eval = REPO / "examples" / "cpu" / "demo_eval.py"
+    cmd = [str(harness.E2E_PY), str(demo_eval), "--workdir", str(work), "--deadline", str(DEADLINE_S)]
     proc = harness._run_demo(cmd, dict(os.environ, DEMO_QUIET="1"), work, TIMEOUT_S, work)
     summary = json.loads((work / "summary.json").read_text()) if (work / "summary.json").exists() else {}
     if proc.returncode != 0:

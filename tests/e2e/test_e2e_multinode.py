@@ -1,11 +1,11 @@
 """End to end on CPU across two Ray nodes: `make demo DEMO_ARGS="--nodes 2 --rm verl"` (docs/cpu.md, docs/training.md).
 
-tests/e2e/ray_cluster.py starts a head node and a second node on this machine with Ray's ``ray.cluster_utils.Cluster``
-(one fake GPU and 8 logical CPUs each), the demo's training run (verl main_ppo +recipe=sophiavl, verl serving the
-thinking RM on its own pool) joins it with ``+ray_kwargs.ray_init.address``, and the cluster is shut down after it.
-Checked from Ray's own record (the GCS's placement-group and actor tables, read before the shutdown): the trainer's
-pool and workers ran on one node and the TRM's pool and vLLM replica on the other; every step trained; the docs'
-multi-node commands are the one that ran (less the CPU scaffolding); nothing is left running.
+examples/cpu/ray_cluster.py starts a head node and a second node on this machine with Ray's
+``ray.cluster_utils.Cluster`` (one fake GPU and 8 logical CPUs each), the demo's training run (verl main_ppo
++recipe=sophiavl, verl serving the thinking RM on its own pool) joins it with ``+ray_kwargs.ray_init.address``, and the
+cluster is shut down after it. Checked from Ray's own record (the GCS's placement-group and actor tables, read before
+the shutdown): the trainer's pool and workers ran on one node and the TRM's pool and vLLM replica on the other; every
+step trained; the docs' multi-node commands are the one that ran (less the CPU scaffolding); nothing is left running.
 
 Marker ``multinode``: `make test-multinode` runs this file alone. Needs the e2e venv like tests/e2e/test_e2e_demo.py
 (skipped without it, failed with SOPHIAVL_E2E=require). Shares the session's rows and tiny models with the other e2e
@@ -14,25 +14,16 @@ runs (demo.py --assets).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
 from pathlib import Path
 
 import pytest
 
+import ray_cluster  # examples/cpu (on pytest's path)
+from sophiavl_testing import e2e_harness as harness
+
 pytestmark = pytest.mark.multinode
-
-
-def _load(name: str, filename: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load("sophiavl_e2e_harness", "harness.py")
-ray_cluster = _load("sophiavl_e2e_ray_cluster", "ray_cluster.py")
 STEPS, BATCH, GROUP = 2, 4, 8  # the demo's defaults: 4 prompts x 8 responses per step
 DOC = harness.REPO / "docs" / "training.md"
 

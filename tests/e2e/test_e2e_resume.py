@@ -1,6 +1,6 @@
 """Judge failure, stop, resume (issue 13, section 3): `demo.py --fault-after-step 1 --steps 2`, checked from outside.
 
-The demo runs main_ppo with a checkpoint every step and the judge behind tests/e2e/judge_proxy.py, which answers the
+The demo runs main_ppo with a checkpoint every step and the judge behind examples/cpu/judge_proxy.py, which answers the
 judge calls of step 1 (train_batch_size * rollout.n of them) and goes down when step 2's first call arrives. The run
 must stop on the trust sampler's failure-rate error naming the endpoint, before training on step 2. The proxy comes
 back (same port), and the same command with trainer.resume_mode=auto must run step 2 from the checkpoint of step 1.
@@ -20,17 +20,13 @@ of `make demo` on the same run. Needs the e2e venv (skipped without it, failed u
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness", Path(__file__).with_name("harness.py"))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from sophiavl_testing import e2e_harness as harness
 
 K, N = 1, 2  # the judge goes down after step K; the run has N steps (tests/e2e/conftest.py: DRILL_K, DRILL_STEPS)
 BATCH, GROUP = 4, 8  # demo.py's defaults: train_batch_size, rollout.n

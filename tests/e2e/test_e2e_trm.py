@@ -8,7 +8,6 @@ SOPHIAVL_E2E=require (what `make test` sets), where it fails. Takes about 3 minu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -19,9 +18,8 @@ from typing import NamedTuple
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness_trm", Path(__file__).with_name("harness.py"))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)  # the e2e tests' venv check, runner (SIGTERM, then SIGKILL) and process scans
+from sophiavl_testing import e2e_harness as harness  # the e2e tests' venv check, runner (SIGTERM, then SIGKILL), scans
+
 demo = harness.demo
 
 REPO = harness.REPO
@@ -44,7 +42,7 @@ def trm_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e_trm")
     env = dict(os.environ, DEMO_QUIET="1")
     proc = harness._run_demo(
-        [str(E2E_PY), str(REPO / "tests" / "e2e" / "demo_trm.py"), "--workdir", str(work), "--steps", str(STEPS),
+        [str(E2E_PY), str(REPO / "examples" / "cpu" / "demo_trm.py"), "--workdir", str(work), "--steps", str(STEPS),
          "--rows", str(ROWS), "--batch", str(ROWS), "--deadline", str(DEADLINE_S)],
         env, work, TIMEOUT_S, work,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The fault drill's judge proxy (tests/e2e/judge_proxy.py), run as a real process in front of the loopback fake
+"""The fault drill's judge proxy (examples/cpu/judge_proxy.py), run as a real process in front of the loopback fake
 judge: it forwards requests unchanged, answers exactly --serve chat requests, and goes down (exit status 3, port
 closed) when the next one arrives. Fast: no vLLM, no verl."""
 
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-PROXY = Path(__file__).with_name("judge_proxy.py")
+import judge_proxy  # examples/cpu (on pytest's path)
+
+PROXY = Path(judge_proxy.__file__)
 
 
 def _free_port() -> int:
@@ -95,7 +97,7 @@ def test_without_serve_it_keeps_forwarding_and_passes_statuses(fake_judge, upstr
 def test_log_records_the_image_digest():
     import hashlib
 
-    proxy = _load_proxy()
+    proxy = judge_proxy
     url = "data:image/png;base64,AAAA"
     body = json.dumps({"messages": [
         {"role": "system", "content": "sys"},
@@ -103,12 +105,3 @@ def test_log_records_the_image_digest():
     ]}).encode()  # fmt: skip
     assert proxy.request_record(7, body) == {"n": 7, "text": "Q", "image": hashlib.sha1(url.encode()).hexdigest()}
     assert proxy.request_record(1, b"not json") == {"n": 1, "text": None, "image": None}
-
-
-def _load_proxy():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sophiavl_e2e_judge_proxy", PROXY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

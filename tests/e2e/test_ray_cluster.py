@@ -1,25 +1,16 @@
-"""The two-node demo's option handling and its reading of Ray's record (tests/e2e/ray_cluster.py), without starting
+"""The two-node demo's option handling and its reading of Ray's record (examples/cpu/ray_cluster.py), without starting
 Ray: the overrides that join a cluster, the option checks, and which pool and actor ran on which node in a record
 written by hand in the shape ``ray_record`` reads from the GCS. The real two-node run: test_e2e_multinode.py."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-
-def _load(name: str, filename: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load("sophiavl_e2e_demo_nodes", "demo.py")
-ray_cluster = _load("sophiavl_e2e_ray_cluster_unit", "ray_cluster.py")
+import demo  # examples/cpu (on pytest's path)
+import ray_cluster
 
 A, B = "a" * 56, "b" * 56  # node ids (hex, as the GCS gives them)
 RECORD = {
