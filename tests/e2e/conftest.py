@@ -4,14 +4,9 @@ tests/e2e/test_e2e_resume.py checks the outage, the stop and the resume."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_spec = importlib.util.spec_from_file_location("sophiavl_e2e_harness", Path(__file__).with_name("harness.py"))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
+from sophiavl_testing import e2e_harness as harness
 
 # The drill: recipe sophiavl_gdpo (the paper's recipe with normalize: decoupled, batch whitening), the judge on
 # loopback behind tests/e2e/judge_proxy.py, which goes down after step DRILL_K of DRILL_STEPS.
