@@ -1,6 +1,6 @@
-"""The README and docs/ stay true: links and anchors resolve, every `python -m` module shown answers `--help`, every
-`+recipe=NAME` shown composes on the verl app it is shown with, every `make TARGET` exists, and the recipe-key page
-lists exactly the keys the recipe files set."""
+"""The README and docs/ stay true: links and anchors resolve, every table renders as a table, every `python -m` module
+shown answers `--help`, every `+recipe=NAME` shown composes on the verl app it is shown with, every `make TARGET`
+exists, and the recipe-key page lists exactly the keys the recipe files set."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
+
+from sophiavl_testing.markdown import tables
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
@@ -105,6 +107,24 @@ def test_relative_links_and_anchors_resolve(doc):
             continue
         if anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             broken.append(f"{target}: no heading anchor #{anchor} in {_rel(dest)}")
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=_rel)
+def test_every_table_renders_whole(doc):
+    """GitHub shows a run of `|` lines as a table only with a separator row under its first row (otherwise as text,
+    for example rows cut off from their table by a paragraph), and drops the cells of a row beyond the header's
+    count: a `|` inside a code span must be escaped as `\\|`."""
+    broken = []
+    for table in tables(doc):
+        if not table.has_separator:
+            broken.append(f"{_rel(doc)}:{table.line}: no |---| separator row under the first row (renders as text)")
+        for offset, row in enumerate(table.rows):
+            if len(row) != len(table.header):
+                broken.append(
+                    f"{_rel(doc)}:{table.line + offset}: {len(row)} cells, the header has {len(table.header)} "
+                    f"(an unescaped | in a code span?)"
+                )
     assert not broken, "\n".join(broken)
 
 

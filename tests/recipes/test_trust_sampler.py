@@ -5,6 +5,9 @@ per-token ``rm_scores`` with ``Ro`` on the last response token, ``extra_fields["
 reward manager's extra keys, and a prompt key ``{uid}`` tagged ``finished``.
 """
 
+import re
+from pathlib import Path
+
 import pytest
 import ray
 import torch
@@ -14,6 +17,8 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS, compute_trust_grpo_advantage
 from sophiavl.recipes.trust_sampler import TrustSampler
+from sophiavl.rewards.trm.codes import ERROR_NAMES, error_kind
+from sophiavl_testing.markdown import section_tables
 
 NAN = float("nan")
 ISSUE_RO = [1, 1, 1, 0, 0, 0, 0, 0]
@@ -596,3 +601,53 @@ def test_routed_mode_without_pad_rows_reports_zero(tq_cluster):
     assert float(metrics["trust/pad_rows"]) == 0.0
     tq.kv_clear(keys=batch.keys, partition_id="train")
     ROUTED_ADVANTAGES.clear()
+
+
+# ------------------------------------------------------------------------------- the docs' metrics table
+REPO = Path(__file__).resolve().parents[2]
+TRUST_DOC = REPO / "docs" / "trust-grpo.md"
+
+
+def documented_metrics() -> tuple[set[str], list[str]]:
+    """The metric names of the Metrics table of docs/trust-grpo.md (without the ``trust/`` prefix) and the error
+    kinds its ``rm_error_<kind>_count`` row lists."""
+    found = section_tables(TRUST_DOC, "## Metrics")
+    assert len(found) == 1, f"the Metrics section holds {len(found)} tables, not one (rows cut off by a paragraph?)"
+    (table,) = found
+    names, kinds = set(), []
+    for row in table.body:  # (a row's cell count is checked in tests/docs/test_docs.py)
+        found = re.findall(r"`([^`]+)`", row[0])
+        names.update(found)
+        if found == ["rm_error_<kind>_count"]:
+            kinds = re.findall(r"`([a-z_]+)`", row[1])
+    return names, kinds
+
+
+def test_the_docs_metrics_table_lists_exactly_what_the_sampler_logs(tq_cluster):
+    """A step that makes the sampler log every metric it has (variance trust with K = 2 judge samples, one failed
+    judgement, reward times, the outcome scorer's flag, a failed session): each one is a row of the docs' table, and
+    each row is logged."""
+    PAD_ROWS.clear()
+    common = {"reward_begin_t": 10.0, "reward_end_t": 11.0, "scorer_failed": 0.0}
+    put_group(
+        "gm",
+        "train",
+        [
+            dict(outcome=1, thinking=0.7, extra={**samples_of([0.6, 0.8]), **common}),
+            dict(outcome=0, thinking=0.4, extra={**samples_of([0.4, NAN]), **common, "scorer_failed": 1.0}),
+            dict(outcome=1, status=2, error=503, extra={**samples_of([NAN, NAN]), **common}),
+        ],
+        sessions=[0, 1, 3],
+        group_status="failure",  # session 2 raised
+    )
+    batch, metrics = mode_sampler("variance").sample(5, "train", 1)
+    assert metrics["outcome/scorer_failed_count"] == 1.0
+    logged = {key.removeprefix("trust/") for key in metrics if key.startswith("trust/")}
+    logged = {re.sub(r"^rm_error_[a-z_]+_count$", "rm_error_<kind>_count", key) for key in logged}
+    names, kinds = documented_metrics()
+    assert logged == names, f"logged, not in the table: {logged - names}; in the table, not logged: {names - logged}"
+    # the other metric the sampler logs is named under the table
+    assert "`outcome/scorer_failed_count`" in TRUST_DOC.read_text(encoding="utf-8").split("## Metrics")[1]
+    # every kind rm_error_<kind>_count can take: any HTTP status, each negative code, an unknown one
+    assert sorted(kinds) == sorted({error_kind(code) for code in (503, *ERROR_NAMES, -99)})
+    tq.kv_clear(keys=batch.keys, partition_id="train")
