@@ -611,14 +611,13 @@ TRUST_DOC = REPO / "docs" / "trust-grpo.md"
 def documented_metrics() -> tuple[set[str], list[str]]:
     """The metric names of the Metrics table of docs/trust-grpo.md (without the ``trust/`` prefix) and the error
     kinds its ``rm_error_<kind>_count`` row lists."""
-    found = section_tables(TRUST_DOC, "## Metrics")
-    assert len(found) == 1, f"the Metrics section holds {len(found)} tables, not one (rows cut off by a paragraph?)"
-    (table,) = found
+    in_section = section_tables(TRUST_DOC, "## Metrics")
+    assert len(in_section) == 1, f"the Metrics section holds {len(in_section)} tables, not one (rows cut off?)"
     names, kinds = set(), []
-    for row in table.body:  # (a row's cell count is checked in tests/docs/test_docs.py)
-        found = re.findall(r"`([^`]+)`", row[0])
-        names.update(found)
-        if found == ["rm_error_<kind>_count"]:
+    for row in in_section[0].body:  # (a row's cell count is checked in tests/docs/test_docs.py)
+        row_names = re.findall(r"`([^`]+)`", row[0])
+        names.update(row_names)
+        if row_names == ["rm_error_<kind>_count"]:
             kinds = re.findall(r"`([a-z_]+)`", row[1])
     return names, kinds
 
@@ -647,7 +646,8 @@ def test_the_docs_metrics_table_lists_exactly_what_the_sampler_logs(tq_cluster):
     names, kinds = documented_metrics()
     assert logged == names, f"logged, not in the table: {logged - names}; in the table, not logged: {names - logged}"
     # the other metric the sampler logs is named under the table
-    assert "`outcome/scorer_failed_count`" in TRUST_DOC.read_text(encoding="utf-8").split("## Metrics")[1]
+    metrics_section = TRUST_DOC.read_text(encoding="utf-8").split("\n## Metrics\n")[1].split("\n## ")[0]
+    assert "`outcome/scorer_failed_count`" in metrics_section
     # every kind rm_error_<kind>_count can take: any HTTP status, each negative code, an unknown one
     assert sorted(kinds) == sorted({error_kind(code) for code in (503, *ERROR_NAMES, -99)})
     tq.kv_clear(keys=batch.keys, partition_id="train")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _FENCE = re.compile(r"^```[^\n]*\n.*?^```", re.S | re.M)
-_SEPARATOR = re.compile(r"^\|(\s*:?-{3,}:?\s*\|)+\s*$")
+_SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")  # GitHub: one hyphen or more per cell
 _CELL_BORDER = re.compile(r"(?<!\\)\|")
 
 
@@ -50,7 +50,10 @@ def _lines_outside_fences(path: Path) -> list[str]:
 
 def tables(path: Path) -> list[Table]:
     """Every table of the markdown file ``path``, in order; code fences are skipped (line numbers kept)."""
-    lines = _lines_outside_fences(path)
+    return _tables_in(_lines_outside_fences(path))
+
+
+def _tables_in(lines: list[str]) -> list[Table]:
     found, i = [], 0
     while i < len(lines):
         if not lines[i].startswith("|"):
@@ -88,4 +91,4 @@ def section_tables(path: Path, heading: str) -> list[Table]:
         ),
         len(lines),
     )
-    return [t for t in tables(path) if start < t.line <= end]
+    return [t for t in _tables_in(lines) if start < t.line <= end]
