@@ -33,6 +33,8 @@ STARTUP_TIMEOUT_S = 120.0
 _READY = b"ready\n"
 #: The module a helper process runs (:mod:`sophiavl.rewards.outcome.helper`).
 HELPER_MODULE = "sophiavl.rewards.outcome.helper"
+#: The module whose ``SCORERS`` (problem type -> scorer) a helper serves, imported by name in the helper.
+DEFAULT_SCORERS = "sophiavl.rewards.outcome.score"
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ class BoundedScore:
 class _Helper:
     """One helper process; used by one thread at a time (the pool hands it out)."""
 
-    def __init__(self) -> None:
+    def __init__(self, scorers: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", HELPER_MODULE],
+            [sys.executable, "-m", HELPER_MODULE, "--scorers", scorers],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,
@@ -122,21 +124,25 @@ class _Helper:
 class ScorerPool:
     """Up to ``processes`` helper processes, started on first use; a thread waits for a free one.
 
+    ``scorers`` names the module whose ``SCORERS`` mapping the helpers serve (imported by name in each helper; the
+    default is the outcome reward's :data:`sophiavl.rewards.outcome.score.SCORERS`).
+
     The wait for a free helper is not part of ``timeout_s``: each helper is busy for at most ``timeout_s`` per request,
     so a scoring returns within ``(queued requests / processes + 1) * timeout_s`` plus start-up.
     """
 
-    def __init__(self, processes: int = DEFAULT_PROCESSES) -> None:
+    def __init__(self, processes: int = DEFAULT_PROCESSES, scorers: str = DEFAULT_SCORERS) -> None:
         if processes < 1:
             raise ValueError(f"scorer_processes must be >= 1, got {processes!r}")
         self.processes = processes
+        self.scorers = scorers
         self._slots = threading.BoundedSemaphore(processes)
         self._lock = threading.Lock()
         self._idle: list[_Helper] = []
 
     def score(self, kind: str, answer: str, truth: str, timeout_s: float) -> BoundedScore:
-        """Scores ``answer`` against ``truth`` with the scorer of problem type ``kind`` (a key of
-        ``sophiavl.rewards.outcome.score.SCORERS``), waiting at most ``timeout_s`` seconds (> 0) for the helper's
+        """Scores ``answer`` against ``truth`` with the scorer of problem type ``kind`` (a key of the pool's
+        ``SCORERS``), waiting at most ``timeout_s`` seconds (> 0) for the helper's
         reply."""
         if not timeout_s > 0:
             raise ValueError(f"scorer_timeout_s must be > 0, got {timeout_s!r}")
@@ -144,7 +150,7 @@ class ScorerPool:
             with self._lock:
                 helper = self._idle.pop() if self._idle else None
             if helper is None or not helper.alive():
-                helper = _Helper()
+                helper = _Helper(self.scorers)
             result = helper.score(kind, answer, truth, timeout_s)
             if helper.alive():
                 with self._lock:
