@@ -38,6 +38,7 @@ def warm_up() -> None:
     for scorer in SCORERS.values():
         scorer("1", "1")
 
+
 #: Longest answer quoted in the warning about a failed scoring.
 EXAMPLE_CHARS = 200
 
