@@ -31,6 +31,14 @@ SCORERS: dict[str, Callable[[str, str], float]] = {
 
 logger = logging.getLogger(__name__)
 
+
+def warm_up() -> None:
+    """Calls every scorer once, so that math-verify, jiwer and rouge-score are imported (the scorer helper process
+    runs this before it accepts work, so the imports never count against a scoring's time bound)."""
+    for scorer in SCORERS.values():
+        scorer("1", "1")
+
+
 #: Longest answer quoted in the warning about a failed scoring.
 EXAMPLE_CHARS = 200
 

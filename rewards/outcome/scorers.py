@@ -1,8 +1,9 @@
 """The five rule-based outcome scorers of SophiaVL-R1, one per ``problem_type``.
 
 Each scorer takes the already extracted answer text (the content of the response's first ``<answer>`` tag, ``$``
-removed) and the cleaned ground truth, and returns a float in [0, 1]. They never raise on odd input: an answer they
-cannot read scores 0.
+removed) and the cleaned ground truth, and returns a float in [0, 1]. An answer they cannot read scores 0 (a wrong
+answer); an error inside a library they call is raised, and the scorer pool (:mod:`.bounded`) reports it as
+``scorer_failed``. They bound no time themselves: the pool does.
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ import re
 import threading
 from functools import lru_cache
 
-#: Longest answer handed to the symbolic checker; longer answers score 0 (guards sympy against pathological input,
-#: since math-verify's own timeout only works in the main thread).
+#: Longest answer handed to the symbolic checker; longer answers score 0 (guards sympy against pathological input).
 MAX_NUMERIC_ANSWER_CHARS = 512
 
-_MATH_TIMEOUT_S = 5
 
-
-def _math_parse(text: str, timeout: int | None) -> list:
+def _math_parse(text: str) -> list:
     from math_verify import parse
 
-    parsed = parse(text, parsing_timeout=timeout)
+    parsed = parse(text, parsing_timeout=None, raise_on_error=True)
     if not parsed and "$" not in text:
         # bare LaTeX such as \sqrt{2} is only recognised inside math delimiters
-        parsed = parse(f"${text}$", parsing_timeout=timeout)
+        parsed = parse(f"${text}$", parsing_timeout=None, raise_on_error=True)
     return parsed
 
 
@@ -34,23 +32,21 @@ def numerical_score(answer: str, ground_truth: str) -> float:
 
     Uses math-verify (symbolic and numeric equivalence): ``42.0`` = ``42``, ``\\frac{1}{2}`` = ``0.5``, ``x=5`` = ``5``.
     Values are compared after rounding to 6 decimals, so ``3.14`` != ``3.14159``. An empty answer, an answer longer
-    than :data:`MAX_NUMERIC_ANSWER_CHARS` or one that does not parse scores 0.0. math-verify's timeout relies on
-    SIGALRM, so it is used only in the main thread (verl calls scorers from worker threads).
+    than :data:`MAX_NUMERIC_ANSWER_CHARS` or one in which math-verify finds no expression scores 0.0 (a wrong answer).
+    An error inside math-verify or sympy is raised, not scored: the scorer pool reports it as ``scorer_failed``.
+    No time bound of its own: math-verify's (SIGALRM) works only in a main thread, and inside the pool's helper it
+    would race the pool's bound and turn a runaway answer into a plain 0; the pool (:mod:`.bounded`) bounds the time.
     """
     answer, ground_truth = answer.strip(), ground_truth.strip()
     if not answer or not ground_truth or len(answer) > MAX_NUMERIC_ANSWER_CHARS:
         return 0.0
     from math_verify import verify
 
-    timeout = _MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    try:
-        gold = _math_parse(ground_truth, timeout)
-        pred = _math_parse(answer, timeout)
-        if not gold or not pred:
-            return 0.0
-        return 1.0 if verify(gold, pred, timeout_seconds=timeout) else 0.0
-    except Exception:  # noqa: BLE001  (a malformed expression is a wrong answer, not a crash)
+    gold = _math_parse(ground_truth)
+    pred = _math_parse(answer)
+    if not gold or not pred:
         return 0.0
+    return 1.0 if verify(gold, pred, timeout_seconds=None, raise_on_error=True) else 0.0
 
 
 # one option: "B", "b", "B.", "B)", "B:", "B. 40", "B) 40", "(B)", "(B) 40"

@@ -1,6 +1,7 @@
 """Benchmark: the Thinking-156k converter on generated 10,000- and 20,000-row datasets (streaming check).
 
     python tests/bench/bench_data_prep_trm.py --out DIR [--rows 10000,20000] [--workers 1,2]
+    python tests/bench/bench_data_prep_trm.py --out DIR --smoke    # --rows 20,40 --workers 1: seconds
 
 Each dataset is released-like: ``json/multimodal_part.json`` (a JSON array; half the rows, each with its own
 64x64 noise PNG, about 12 KB, half of those unpacked under ``OCR/`` and half inside ``Chart.zip``) and

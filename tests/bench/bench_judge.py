@@ -5,6 +5,7 @@ a sequential one-request-at-a-time client (the released code's pattern: a blocki
 The server runs in a subprocess so that it does not share the client's interpreter lock.
 
     python tests/bench/bench_judge.py --out DIR      # writes DIR/judge.json, prints the ratios
+    python tests/bench/bench_judge.py --out DIR --smoke    # 32 judgements: seconds
 
 Goals: ours within 1.25x of the ideal; ours at least 40x faster than sequential.
 """
@@ -35,21 +36,21 @@ def start_server() -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
-async def ours(base_url: str) -> tuple[float, dict]:
+async def ours(base_url: str, n: int) -> tuple[float, dict]:
     from sophiavl.rewards.trm.client import JudgeStats, ThinkingJudge
 
     async with ThinkingJudge(base_url, "fake-thinking-rm", max_concurrency=CONCURRENCY, timeout_s=30) as judge:
         await judge.score("warm-up", "warm-up")  # connection set-up is not what we measure
         judge.stats = JudgeStats()
         started = time.perf_counter()
-        scores = await asyncio.gather(*(judge.score(f"question {i}", f"response {i}") for i in range(N)))
+        scores = await asyncio.gather(*(judge.score(f"question {i}", f"response {i}") for i in range(n)))
         elapsed = time.perf_counter() - started
         stats = judge.snapshot()
     assert all(s is not None for s in scores), "some judgements failed"
     return elapsed, stats
 
 
-def sequential(base_url: str) -> float:
+def sequential(base_url: str, n: int) -> float:
     import httpx
 
     from sophiavl.rewards.trm.parse import parse_score
@@ -58,7 +59,7 @@ def sequential(base_url: str) -> float:
     template = load_template()
     url = base_url + "/chat/completions"
     started = time.perf_counter()
-    for i in range(N):
+    for i in range(n):
         payload = {
             "model": "fake-thinking-rm",
             "temperature": 0.0,
@@ -72,24 +73,27 @@ def sequential(base_url: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=pathlib.Path)
+    parser.add_argument("--judgements", type=int, default=N)
+    parser.add_argument("--smoke", action="store_true", help="tiny size (32 judgements): seconds")
     args = parser.parse_args()
+    n = 32 if args.smoke else args.judgements
     proc, base_url = start_server()
     try:
-        ours_s, stats = asyncio.run(ours(base_url))
-        seq_s = sequential(base_url)
+        ours_s, stats = asyncio.run(ours(base_url, n))
+        seq_s = sequential(base_url, n)
     finally:
         proc.terminate()
         proc.wait(10)
-    ideal_s = N * LATENCY_S / CONCURRENCY
+    ideal_s = n * LATENCY_S / CONCURRENCY
     result = {
         "benchmark": "judge",
-        "judgements": N,
+        "judgements": n,
         "server_latency_s": LATENCY_S,
         "max_concurrency": CONCURRENCY,
         "ideal_s": ideal_s,
         "ours_s": ours_s,
         "sequential_s": seq_s,
-        "sequential_measured_on": N,  # every judgement measured, nothing extrapolated
+        "sequential_measured_on": n,  # every judgement measured, nothing extrapolated
         "ratio_ours_to_ideal": ours_s / ideal_s,
         "speedup_vs_sequential": seq_s / ours_s,
         "goal_ratio_ours_to_ideal_max": 1.25,

@@ -8,6 +8,7 @@ reward workers), and the time a runaway answer (a symbolic integral) takes to co
 <= timeout + 3 s, the replacement helper's start included). Writes ``DIR/outcome_bound.json``.
 
     python tests/bench/bench_outcome_bound.py --out bench-results [--runs 5] [--calls 400] [--processes 4]
+    python tests/bench/bench_outcome_bound.py --out DIR --smoke    # 1 run of 16 calls on 2 helpers: seconds
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sophiavl.rewards.outcome import compute_score, outcome_score
+from sophiavl.rewards.outcome.score import compute_score, outcome_score
 
 GOAL_OVERHEAD_MS = 2.0
 GOAL_RUNAWAY_EXTRA_S = 3.0
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (1 run, 16 calls, 2 helpers): seconds")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs, args.calls, args.processes = 1, 16, 2
 
     def bounded(answer, truth, kind):
         return compute_score("bench", wrap(answer), truth, {"problem_type": kind}, scorer_processes=args.processes)

@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads for both sides (0: torch's default)"
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (16 groups x 64 tokens, 2 runs): seconds")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs, args.groups, args.tokens = 2, 16, 64
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 

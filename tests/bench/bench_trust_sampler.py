@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--groups", type=int, default=1024)
     parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (8 groups x 32 tokens, 1 run): seconds")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs, args.groups, args.tokens = 1, 8, 32
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="sophiavl_bench_sampler")
     try:

@@ -82,6 +82,22 @@ def test_concurrent_runaways_all_return_and_the_pool_recovers():
     assert after == {"score": 1.0, "acc": 1.0, "format_ok": 1.0, "scorer_failed": 0.0}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("timeout_s", [5.0, 8.0])
+def test_a_runaway_answer_fails_every_time_whatever_the_bound(timeout_s):
+    """math-verify's own timeout (5 s in a main thread, as in a helper) used to race the pool's bound: a runaway came
+    back as a plain 0 (not failed) whenever math-verify gave up first (always with an 8 s bound: it returned after
+    5 to 7 s). Now only the pool's bound stops it: scorer_failed every time, at the default 5 s and above it. Both
+    runaway answers at once on two helpers, so four runs with the two bounds."""
+    pool = ScorerPool(processes=2)
+    try:
+        results = in_threads([lambda a=a: pool.score("numerical", a, "3", timeout_s) for a in RUNAWAY])
+        assert [r.failed for r in results] == [True, True], results
+        assert [r.reason for r in results] == [f"timed out after {timeout_s:g} s"] * 2
+    finally:
+        pool.close()
+
+
 @pytest.mark.parametrize(
     ("answer", "truth", "problem_type", "expected"),
     [
