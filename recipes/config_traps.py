@@ -34,6 +34,8 @@ def config_trap_problems(config: Any) -> list[str]:
     * ``algorithm.filter_groups.enable=true`` (DAPO dynamic sampling) with the trust sampler: verl passes the
       filter only to its own replay buffer (``PPOTrainer._build_replay_buffer``), so with a custom sampler no group is
       ever filtered.
+    * ``trainer.v1.<trainer_mode>.parameter_sync_step > 1`` with the trust sampler (see
+      :func:`parameter_sync_step_problem`).
     """
     problems: list[str] = []
     enable = bool(select(config, "reward.reward_model.enable", False))
@@ -54,4 +56,29 @@ def config_trap_problems(config: Any) -> list[str]:
             f"custom sampler, and the trust sampler ({SAMPLER_PATH}) does not filter groups: set "
             "algorithm.filter_groups.enable=false"
         )
+    mode = select(config, "trainer.v1.trainer_mode", "sync")
+    steps = select(config, f"trainer.v1.{mode}.parameter_sync_step", 1)
+    if uses_trust_sampler(config):
+        problem = parameter_sync_step_problem(steps, f"trainer.v1.{mode}.parameter_sync_step")
+        if problem:
+            problems.append(problem)
     return problems
+
+
+def parameter_sync_step_problem(steps: Any, key: str = "trainer.v1.sync.parameter_sync_step") -> str | None:
+    """The refusal of ``parameter_sync_step`` values other than 1 beside the trust sampler, or None for 1.
+
+    verl 0.9.1 (``PPOTrainer.step``) then samples a training step in ``parameter_sync_step`` sub-batches, each
+    trained before the next is sampled: ``whiten_batch`` would whiten each sub-batch instead of the step (the
+    later sub-batches do not exist yet when the first trains, so the step's statistics cannot be used), and its
+    ``MetricsAggregator`` averages the per-sub-batch counts ``trust/pad_rows``, ``trust/session_failed_groups`` and
+    ``trust/session_lost_groups`` instead of summing them (it sums only names it knows). ``key`` names the setting.
+    """
+    if steps == 1 and not isinstance(steps, bool):
+        return None
+    return (
+        f"{key}={steps}: the trust sampler needs one sample() per training step (parameter_sync_step=1); with more, "
+        "verl trains each sub-batch before it samples the next, so whiten_batch would whiten sub-batches instead of "
+        "the step, and verl's MetricsAggregator would average the trust/pad_rows and trust/session_* counts instead "
+        f"of summing them: remove {key} (or set it to 1)"
+    )

@@ -23,7 +23,15 @@ keeps the combined reward ``Ro + w * Rt'`` for logging (``critic/score``). In ve
 ``uid`` field of a sampled trajectory except the rollout dump (which prints it); replay-buffer bookkeeping uses
 keys. Another estimator would see one group per row, so the sampler refuses to route with any estimator but
 ``trust_grpo``, and the wiring check refuses ``use_kl_in_reward`` (the routed advantage ignores the reward tensor).
-The joint mode without whitening never routes: its path is unchanged.
+The joint mode without whitening never routes advantages: the estimator normalises the row sums itself.
+
+Multi-output sessions in the joint mode. verl's own ``grpo`` normalises each session's *final* output only and gives
+the session's other outputs its advantage (``compute_advantage_for_multi_trajectories``); a registered estimator gets
+every row with its prompt uid, so it cannot tell the sessions apart. For the rows of a session with more than one
+output, the sampler rewrites ``uid`` to the row key as above and records ``key -> (prompt uid, final output's key)``
+in :data:`SESSION_OUTPUTS`; the estimator then normalises the final outputs per prompt uid and broadcasts each
+session's advantage to its other outputs, exactly as verl's ``grpo`` (KL penalty in the reward included: the
+final output's row sum is used). Single-output sessions (the paper's loop) keep their uid and their path.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class RoutedAdvantages:
 
     def __init__(self, capacity: int = 8) -> None:
         self._batches: deque[dict[str, float]] = deque(maxlen=capacity)
+        self._recorded = 0
         self._lock = threading.Lock()
 
     def add(self, keys: Sequence[str], advantages: Iterable[float]) -> None:
@@ -53,6 +62,12 @@ class RoutedAdvantages:
         batch = dict(zip((str(k) for k in keys), (float(a) for a in advantages), strict=True))
         with self._lock:
             self._batches.append(batch)
+            self._recorded += 1
+
+    def recorded(self) -> int:
+        """How many batches were routed since the process started (or the last :meth:`clear`)."""
+        with self._lock:
+            return self._recorded
 
     def take(self, index) -> tuple[np.ndarray, np.ndarray]:
         """``(found, advantage)`` per entry of ``index`` (the estimator's uid array): a bool mask and float64 values
@@ -76,10 +91,68 @@ class RoutedAdvantages:
         """Forgets everything (tests)."""
         with self._lock:
             self._batches.clear()
+            self._recorded = 0
+
+
+class SessionOutputs:
+    """Thread-safe ``row key -> (prompt uid, final output's row key)`` record of the rows of multi-output sessions that
+    the sampler handed out in the joint mode, for the last ``capacity`` batches (bounded memory)."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self._batches: deque[dict[str, tuple[str, str]]] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def add(self, keys: Sequence[str], uids: Sequence[str], finals: Sequence[str]) -> None:
+        """Records one batch: row ``keys[i]`` belongs to prompt ``uids[i]``; its session's last output is
+        ``finals[i]`` (a key among ``keys``)."""
+        batch = {str(k): (str(u), str(f)) for k, u, f in zip(keys, uids, finals, strict=True)}
+        with self._lock:
+            self._batches.append(batch)
+
+    def take(self, index) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(groups, final)`` for the estimator's uid array ``index``, or None when no entry was recorded.
+
+        ``groups``: the prompt uid of every row (object array; a row not recorded keeps its label). ``final``: int64
+        position in ``index`` of the row whose advantage each row takes (its session's last output; itself for a row
+        not recorded). Raises ``RuntimeError`` when a recorded row's last output is not in ``index``."""
+        flat = np.asarray(index).reshape(-1)
+        with self._lock:
+            batches = list(self._batches)
+        if not batches:
+            return None
+        labels = [str(label) for label in flat.tolist()]
+        found: dict[int, tuple[str, str]] = {}
+        for i, label in enumerate(labels):
+            for batch in reversed(batches):
+                entry = batch.get(label)
+                if entry is not None:
+                    found[i] = entry
+                    break
+        if not found:
+            return None
+        groups = np.array(labels, dtype=object)
+        final = np.arange(len(labels), dtype=np.int64)
+        position = {labels[i]: i for i in found}
+        for i, (uid, final_key) in found.items():
+            groups[i] = uid
+            if final_key not in position:
+                raise RuntimeError(
+                    f"row {labels[i]!r} of a multi-output session reached the trust_grpo estimator without its "
+                    f"session's last output {final_key!r}: verl's advantage step drops no row, so something removed it"
+                )
+            final[i] = position[final_key]
+        return groups, final
+
+    def clear(self) -> None:
+        """Forgets everything (tests)."""
+        with self._lock:
+            self._batches.clear()
 
 
 #: The advantages the trust sampler routed recently, in this process.
 ROUTED_ADVANTAGES = RoutedAdvantages()
+#: The multi-output sessions the trust sampler handed out recently in the joint mode, in this process.
+SESSION_OUTPUTS = SessionOutputs()
 
 
 def routed_uid_field(keys: Sequence[str]) -> TensorDict:

@@ -21,7 +21,17 @@ the rows of its surviving sessions, and pads the batch after sampling (see
 :mod:`sophiavl.recipes.trust_grpo_estimator`). The sampler shapes each group from the rows it has, so a failed
 group's survivors are shaped among themselves; ``trust/session_failed_groups`` counts the sampled groups with a
 failed session and ``trust/session_lost_groups`` those of them left without any row. ``trust/pad_rows`` is the
-number of rows verl padded into the batch, filled in by the estimator (:class:`PadRowCount`).
+number of rows verl padded into the batch and ``trust/pad_adv_abs_max`` the largest ``|advantage|`` the estimator
+handed verl on them (0 when they stay out of training), both filled in by the estimator (:class:`EstimatorFigure`).
+
+Multi-output sessions (a multi-turn or tool agent loop). The shaping uses each session's last output, and in the joint
+mode the rows of a session with several outputs carry their row key as ``uid`` and are recorded in
+:data:`~sophiavl.recipes.trust_advantage_routing.SESSION_OUTPUTS`, so that the estimator normalises the last outputs
+only and gives each session's other outputs its advantage, as verl's own ``grpo`` does.
+
+Checked at construction: the trainer mode (``sync``), ``parameter_sync_step = 1``
+(:func:`~sophiavl.recipes.config_traps.parameter_sync_step_problem`) and the installed verl
+(:mod:`sophiavl.recipes.trust_sampler_compat`: the private members this class relies on).
 """
 
 from __future__ import annotations
@@ -33,13 +43,16 @@ from collections import Counter
 import numpy as np
 import torch
 import transfer_queue as tq
+import verl
 from tensordict import TensorDict
 from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
-from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, routed_uid_field
-from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS
-from sophiavl.recipes.trust_wiring_check import ESTIMATOR_NAME, known_estimators
+from sophiavl.recipes.config_traps import parameter_sync_step_problem
+from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, SESSION_OUTPUTS, routed_uid_field
+from sophiavl.recipes.trust_grpo_estimator import PAD_ADV_MAX, PAD_ROWS, SHAPED_UIDS
+from sophiavl.recipes.trust_sampler_compat import check_verl_compatibility
+from sophiavl.recipes.trust_wiring_check import ESTIMATOR_NAME, known_estimators, select
 from sophiavl.rewards.outcome.metrics import scorer_failure_metrics
 from sophiavl.rewards.reward_info import SAMPLE_KEY_PREFIX, TRUST_SAMPLER_KEYS
 from sophiavl.rewards.trm.codes import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, describe_error, error_kind
@@ -79,11 +92,15 @@ class TrustSampler(ReplayBuffer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        check_verl_compatibility(verl.__version__, ReplayBuffer, self)
         if self.trainer_mode != "sync":
             raise ValueError(
                 f"TrustSampler needs trainer.v1.trainer_mode=sync (whole groups, the real global step), "
                 f"got {self.trainer_mode!r}"
             )
+        sync_step = parameter_sync_step_problem(select(self.trainer_config, "parameter_sync_step", 1))
+        if sync_step:
+            raise ValueError(sync_step)
         options = self.sampler_kwargs if self.sampler_kwargs is not None else {}
         self.trust = TrustConfig.from_config(options.get("trust_grpo", None))
         rate = options.get("max_failure_rate", None)
@@ -96,6 +113,8 @@ class TrustSampler(ReplayBuffer):
         if estimator is not None and str(estimator) not in known_estimators():
             raise ValueError(f"unknown advantage estimator algorithm.adv_estimator={estimator!r}")
         self.norm_by_std = bool(options.get("norm_adv_by_std_in_grpo", True))
+        # verl's own grpo groups multi-output sessions by itself, from the prompt uid: only trust_grpo needs the rows
+        self.groups_sessions = estimator is None or str(estimator) == ESTIMATOR_NAME
         if self.trust.routes_advantages and estimator is not None and str(estimator) != ESTIMATOR_NAME:
             raise ValueError(
                 f"algorithm.trust_grpo.normalize={self.trust.normalize} / whiten_batch={self.trust.whiten} hands the "
@@ -110,8 +129,9 @@ class TrustSampler(ReplayBuffer):
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
         """verl's sync sampling, then (training only) trust shaping of the sampled groups; metrics merged.
 
-        Training metrics also carry the rollout failures of the sampled groups and ``trust/pad_rows`` (a 0-d tensor
-        the estimator fills once verl has padded the batch; see the module docstring)."""
+        Training metrics also carry the rollout failures of the sampled groups, ``trust/pad_rows`` and
+        ``trust/pad_adv_abs_max`` (0-d tensors the estimator fills once verl has padded the batch; see the module
+        docstring)."""
         self._selected_uids: list[str] = []
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
         if partition_id == "val":
@@ -121,6 +141,7 @@ class TrustSampler(ReplayBuffer):
         if batch.keys:
             metrics.update(self.shape_batch(batch, global_steps))
         metrics["trust/pad_rows"] = PAD_ROWS.open()
+        metrics["trust/pad_adv_abs_max"] = PAD_ADV_MAX.open()
         return batch, metrics
 
     def _materialize_batch(self, partition_id: str, selected_prompt_uids: list[str], partition_snapshot: dict):
@@ -150,7 +171,8 @@ class TrustSampler(ReplayBuffer):
         """Shapes the ``rm_scores`` of ``batch`` in TransferQueue in place and returns the ``trust/`` metrics.
 
         Rows are trajectories keyed ``{uid}_{session}_{index}``; the response of a session is its last output
-        (highest index), as in verl's GRPO; the shaped reward of a session is written to all of its outputs.
+        (highest index), as in verl's GRPO; the shaped reward of a session is written to all of its outputs. In the
+        joint mode the rows of multi-output sessions get their key as ``uid`` (see the module docstring).
         Raises ``RuntimeError`` when a reward extra key is missing or when the judge failure share exceeds
         ``max_failure_rate`` (before anything is written).
         """
@@ -199,12 +221,30 @@ class TrustSampler(ReplayBuffer):
             ROUTED_ADVANTAGES.add(keys, adv.advantage[rows].tolist())
         else:
             SHAPED_UIDS.add(set(uids.tolist()))
+            if self.groups_sessions:
+                self._record_sessions(keys, parsed, session_of_row, last_row, batch.partition_id)
         metrics.update(self._trust_metrics(result, rep["outcome"]))
         metrics.update(advantage_metrics(adv))
         metrics["trust/reward_mean"] = float(adv.rewards.mean())  # what rm_scores carries (the gate included)
         metrics.update(self._reward_tail(extras))
         metrics.update(scorer_failure_metrics(extras, batch.tags, global_steps))  # outcome/scorer_failed_count
         return metrics
+
+    @staticmethod
+    def _record_sessions(keys, parsed, session_of_row, last_row, partition_id: str) -> None:
+        """Joint mode: the rows of sessions with several outputs carry their key as ``uid`` and are recorded in
+        ``SESSION_OUTPUTS`` (prompt uid, last output's key), so that the estimator groups them as verl's ``grpo``."""
+        outputs = Counter(session_of_row.values())
+        multi = [row for row in range(len(keys)) if outputs[session_of_row[row]] > 1]
+        if not multi:  # the paper's single-turn loop: nothing to rewrite
+            return
+        multi_keys = [keys[row] for row in multi]
+        tq.kv_batch_put(keys=multi_keys, partition_id=partition_id, fields=routed_uid_field(multi_keys))
+        SESSION_OUTPUTS.add(
+            multi_keys,
+            [parsed[row][0] for row in multi],
+            [keys[last_row[session_of_row[row]]] for row in multi],
+        )
 
     @staticmethod
     def _reward_tail(extras: list[dict]) -> dict[str, float]:

@@ -52,10 +52,16 @@ def test_failed_sessions_train_through_every_step(failed_run):
 
 
 def test_pad_rows_stay_out_of_what_verl_trained_on(failed_run):
-    for step in failed_run.summary["steps"]:
+    steps = failed_run.summary["steps"]
+    assert any(s["trust/pad_rows"] > 0 for s in steps)  # the run did pad
+    for step in steps:
         # verl's reward metrics leave pad rows out (is_padding); they equal the sampler's mean shaped reward R over
         # the real rows: the pad rows' zero rewards entered neither side
         assert step["critic/rewards/mean"] == pytest.approx(step["trust/reward_mean"], abs=1e-4)
+        # the largest |advantage| the trust_grpo estimator handed verl on the pad rows (their per-row value and every
+        # position of their rows), read by verl after this step's advantages: exactly 0, and not NaN (the estimator
+        # ran on this step's padded batch); verl's critic/* metrics could not show it (they skip pad rows)
+        assert step["trust/pad_adv_abs_max"] == 0.0, step["step"]
         for key in ("critic/advantages/mean", "actor/pg_loss", "actor/grad_norm"):
             assert math.isfinite(step[key]), key
 

@@ -74,3 +74,22 @@ def test_trap_problems_on_plain_dicts():
     dapo = {"algorithm": {"filter_groups": {"enable": True}}, "trainer": trainer}
     (line,) = config_trap_problems(dapo)
     assert line.startswith("algorithm.filter_groups.enable=true")
+
+
+@pytest.mark.parametrize("recipe", ["sophiavl", "sophiavl_gdpo"])
+def test_parameter_sync_step_above_one_beside_the_trust_sampler_is_refused(compose_ppo, recipe):
+    """verl would whiten sub-batches instead of the step and average the trust/ counts (docs/verl-known-issues.md)."""
+    cfg = compose_ppo(f"+recipe={recipe}", *EXTERNAL_JUDGE, "+trainer.v1.sync.parameter_sync_step=2")
+    with pytest.raises(Exception) as exc:
+        OmegaConf.to_container(cfg, resolve=True)
+    text = str(exc.value)
+    assert "trainer.v1.sync.parameter_sync_step=2: the trust sampler needs one sample() per training step" in text
+    assert "whiten_batch would whiten sub-batches" in text and "average the trust/pad_rows" in text
+    pool_off = "reward.reward_model.enable_resource_pool=false"
+    one = compose_ppo(f"+recipe={recipe}", *EXTERNAL_JUDGE, pool_off, "+trainer.v1.sync.parameter_sync_step=1")
+    assert OmegaConf.to_container(one, resolve=True)["trainer"]["v1"]["sync"]["parameter_sync_step"] == 1
+
+
+def test_parameter_sync_step_with_verls_own_replay_buffer_is_left_to_verl(compose_ppo):
+    cfg = compose_ppo("+recipe=sophiavl_grpo", "+trainer.v1.sync.parameter_sync_step=2")
+    assert OmegaConf.to_container(cfg, resolve=True)["trainer"]["v1"]["sync"]["parameter_sync_step"] == 2

@@ -9,7 +9,14 @@ from verl import DataProto
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
 from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
-from sophiavl.recipes.trust_grpo_estimator import SHAPED_UIDS, compute_trust_grpo_advantage
+from sophiavl.recipes.trust_advantage_routing import ROUTED_ADVANTAGES, SESSION_OUTPUTS
+from sophiavl.recipes.trust_grpo_estimator import (
+    PAD_ADV_MAX,
+    PAD_ROWS,
+    SHAPED_UIDS,
+    _pad_abs_max,
+    compute_trust_grpo_advantage,
+)
 from sophiavl.recipes.trust_wiring_check import check_trust_wiring
 
 EPS = 1e-6
@@ -17,9 +24,11 @@ EPS = 1e-6
 
 @pytest.fixture(autouse=True)
 def _fresh_registry():
-    SHAPED_UIDS.clear()
+    for record in (SHAPED_UIDS, SESSION_OUTPUTS, ROUTED_ADVANTAGES, PAD_ROWS, PAD_ADV_MAX):
+        record.clear()
     yield
-    SHAPED_UIDS.clear()
+    for record in (SHAPED_UIDS, SESSION_OUTPUTS, ROUTED_ADVANTAGES, PAD_ROWS, PAD_ADV_MAX):
+        record.clear()
 
 
 def make_batch(scores_by_uid: dict[str, list[float]], width: int = 6):
@@ -113,6 +122,68 @@ def test_pad_rows_get_zero_advantage_and_stay_out_of_the_groups():
     s = 0.7071067811865476
     assert torch.allclose(adv[:2], torch.tensor([0.5 / (s + EPS), -0.5 / (s + EPS)]).unsqueeze(-1) * mask[:2])
     assert torch.all(adv[2:] == 0)
+
+
+def test_pad_figures_cover_the_per_row_advantage_not_only_the_masked_tensor():
+    """Pad rows carrying a reward (verl's carry 0): without the zeroing, a pad group of one would get R / (1 + E)
+    before the mask; trust/pad_adv_abs_max reads that per-row value too, so it would show 5 / (1 + E), not 0."""
+    tlr, mask, uids = make_batch({"a": [1.0, 0.0], PAD: [5.0, 5.0]})
+    mask[2:] = 0
+    SHAPED_UIDS.add(["a"])
+    count, largest = PAD_ROWS.open(), PAD_ADV_MAX.open()
+    assert torch.isnan(largest)
+    run_verl_path(tlr, mask, uids)
+    assert float(count) == 2.0 and float(largest) == 0.0
+    # the figure itself: the largest |value| over the pad rows' per-row advantage and every position of their rows
+    adv, out = torch.tensor([3.0, -0.5, 0.0]), torch.tensor([[3.0, 0.0], [0.0, 0.0], [0.0, -0.25]])
+    assert _pad_abs_max(adv, out, np.array([False, True, True])) == 0.5
+    assert _pad_abs_max(adv, out, np.array([False, False, False])) == 0.0
+
+
+def test_multi_output_sessions_match_verls_grpo_through_verls_path():
+    """Issue 28's repro through verl's compute_advantage_for_multi_trajectories, at the estimator's level: keys
+    g_0_0, g_0_1, g_1_0, g_2_0, R = [1, 1, 0, 0.5]. verl's grpo: last outputs R 1, 0, 0.5 (mean 0.5, unbiased std
+    0.5), session 0's first output takes its last one's advantage: [1, 1, -1, 0] over (0.5 + E). For trust_grpo
+    the rows of session 0 carry their keys as uid and are recorded as the sampler does (trust_sampler)."""
+    keys = ["g_0_0", "g_0_1", "g_1_0", "g_2_0"]
+    tlr = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 1, 1], [1, 0, 0]])
+    SHAPED_UIDS.add(["g"])  # (verl's grpo reads neither record)
+    SESSION_OUTPUTS.add(["g_0_0", "g_0_1"], ["g", "g"], ["g_0_1", "g_0_1"])
+    results = {}
+    for estimator, uids in (("grpo", ["g"] * 4), ("trust_grpo", ["g_0_0", "g_0_1", "g", "g"])):
+        data = DataProto.from_dict(
+            tensors={"token_level_rewards": tlr.clone(), "response_mask": mask},
+            non_tensors={"uid": np.array(uids, dtype=object)},
+        )
+        algo = OmegaConf.create({"adv_estimator": estimator, "norm_adv_by_std_in_grpo": True})
+        out = compute_advantage_for_multi_trajectories(
+            data, batch_keys=keys, adv_estimator=estimator, num_repeat=4, config=algo
+        )
+        results[estimator] = out.batch["advantages"]
+    a = 0.5 / (0.5 + EPS)
+    expected = torch.tensor([a, a, -a, 0.0]).unsqueeze(-1) * mask
+    assert torch.allclose(results["grpo"], expected, atol=1e-6)
+    assert torch.allclose(results["trust_grpo"], expected, atol=1e-6)
+
+
+def test_a_session_row_without_its_last_output_is_refused():
+    SHAPED_UIDS.add(["g"])
+    SESSION_OUTPUTS.add(["g_0_0", "g_0_1"], ["g", "g"], ["g_0_1", "g_0_1"])
+    with pytest.raises(RuntimeError, match="without its session's last output 'g_0_1'"):
+        compute_trust_grpo_advantage(torch.zeros(2, 2), torch.ones(2, 2), index=np.array(["g_0_0", "g"], dtype=object))
+
+
+def test_routed_mode_rows_that_arrive_unrouted_are_named_as_such():
+    """After the sampler routed a batch, a row that arrives with a prompt uid, or with a row key no batch recorded,
+    gets an error that says the sampler ran in a routed mode (not that it is missing)."""
+    ROUTED_ADVANTAGES.add(["r_0_0"], [1.0])
+    for label, cause in (("r", "is not a row key"), ("r_7_0", "is a row key that no recent batch recorded")):
+        with pytest.raises(RuntimeError, match="did not shape") as exc:
+            compute_trust_grpo_advantage(torch.zeros(1, 2), torch.ones(1, 2), index=np.array([label], dtype=object))
+        text = str(exc.value)
+        assert "ran in this process in a routed mode" in text and "recorded the advantages of 1 batch(es)" in text
+        assert cause in text and "it is missing" not in text
 
 
 def test_a_pad_named_group_with_response_tokens_is_not_a_pad_group():

@@ -5,6 +5,7 @@ per-token ``rm_scores`` with ``Ro`` on the last response token, ``extra_fields["
 reward manager's extra keys, and a prompt key ``{uid}`` tagged ``finished``.
 """
 
+import math
 import re
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import transfer_queue as tq
 from omegaconf import OmegaConf
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-from sophiavl.recipes.trust_grpo_estimator import PAD_ROWS, SHAPED_UIDS, compute_trust_grpo_advantage
+from sophiavl.recipes.trust_advantage_routing import SESSION_OUTPUTS
+from sophiavl.recipes.trust_grpo_estimator import PAD_ADV_MAX, PAD_ROWS, SHAPED_UIDS, compute_trust_grpo_advantage
 from sophiavl.recipes.trust_sampler import TrustSampler
 from sophiavl.rewards.trm.codes import ERROR_NAMES, error_kind
 from sophiavl_testing.markdown import section_tables
@@ -60,12 +62,14 @@ def make_sampler(endpoint=None, semantics="paper", anneal_T=1500, max_failure_ra
     )
 
 
-def put_group(uid, partition, responses, lengths=None, sessions=None, group_status="finished"):
+def put_group(uid, partition, responses, lengths=None, sessions=None, group_status="finished", outputs=None):
     """responses: list of dicts with outcome/thinking/status/error/latency (thinking NaN allowed); sessions: their
     session ids (default 0..); group_status: the prompt's tag, "failure" when some session raised (verl then writes
-    the surviving sessions only)."""
+    the surviving sessions only); outputs: each response's output index within its session (default 0; a multi-turn
+    agent loop writes several outputs per session, keyed {uid}_{session}_{index})."""
     for slot, resp in enumerate(responses):
         session = sessions[slot] if sessions else slot
+        output = outputs[slot] if outputs else 0
         length = lengths[slot] if lengths else 3 + session % 4
         rm = torch.zeros(length)
         rm[-1] = resp["outcome"]
@@ -90,7 +94,7 @@ def put_group(uid, partition, responses, lengths=None, sessions=None, group_stat
             "global_steps": 1,
         }
         tq.kv_batch_put(
-            keys=[f"{uid}_{session}_0"],
+            keys=[f"{uid}_{session}_{output}"],
             partition_id=partition,
             fields=list_of_dict_to_tensordict([field]),
             tags=[{"status": "success", "global_steps": 1, "seq_len": 2 + length, "min_global_steps": 1,
@@ -325,11 +329,11 @@ def test_inconsistent_sample_keys_are_reported(tq_cluster):
 
 
 # ------------------------------------------------------------------------- advantage modes (issue 19): routing
-def variant_sampler(**trust):
+def variant_sampler(adv_estimator="trust_grpo", **trust):
     kwargs = OmegaConf.create(
         {
             "trust_grpo": {"trust": "off", "anneal": "none", "alpha": 0.5, "check_wiring": True, **trust},
-            "adv_estimator": "trust_grpo",
+            "adv_estimator": adv_estimator,
             "max_failure_rate": 0.5,
             "rm_endpoint": None,
         }
@@ -398,9 +402,13 @@ def test_decoupled_mode_routes_each_rows_advantage_through_verls_path(tq_cluster
     assert metrics["trust/zero_adv_share"] == pytest.approx(2 / 6)
     assert metrics["trust/reward_mean"] == pytest.approx((1.4 + 1.2 + 0.3 + 0 + 0.15 + 0.15) / 6)
 
-    # a row that reached the estimator with its group uid (never routed, never recorded as shaped) is refused
-    with pytest.raises(RuntimeError, match="did not shape"):
+    # a row that reached the estimator with its group uid (never routed, never recorded as shaped) is refused, and
+    # the message says the sampler ran, in a routed mode, and what went wrong (not "it is missing")
+    with pytest.raises(RuntimeError, match="did not shape") as exc:
         compute_trust_grpo_advantage(torch.zeros(1, 3), torch.ones(1, 3), index=["ra"])
+    assert "ran in this process in a routed mode" in str(exc.value)
+    assert "is not a row key: the sampler's uid rewrite did not reach them" in str(exc.value)
+    assert "it is missing" not in str(exc.value)
     tq.kv_clear(keys=keys, partition_id="train")
     ROUTED_ADVANTAGES.clear()
 
@@ -434,7 +442,7 @@ def test_routing_modes_refuse_another_estimator():
 
 
 # ------------------------------------------------------------------ failed sessions and verl's pad rows (issue 17)
-def verl_trainer(dp_size, mini_batch, n):
+def verl_trainer(dp_size, mini_batch, n, adv_estimator="trust_grpo"):
     """The parts of verl's PPOTrainer that _balance_batch and _compute_advantage read, around verl's own methods."""
     from types import MethodType, SimpleNamespace
 
@@ -442,7 +450,7 @@ def verl_trainer(dp_size, mini_batch, n):
 
     config = OmegaConf.create(
         {
-            "algorithm": {"adv_estimator": "trust_grpo", "use_kl_in_reward": False, "gamma": 1.0, "lam": 1.0},
+            "algorithm": {"adv_estimator": adv_estimator, "use_kl_in_reward": False, "gamma": 1.0, "lam": 1.0},
             "actor_rollout_ref": {"rollout": {"n": n}, "actor": {"ppo_mini_batch_size": mini_batch}},
             "trainer": {"critic_warmup": 0},
         }
@@ -466,6 +474,7 @@ def test_failed_sessions_and_pad_rows_through_verl(tq_cluster):
     its own advantage step runs trust_grpo on the padded batch."""
     SHAPED_UIDS.clear()
     PAD_ROWS.clear()
+    PAD_ADV_MAX.clear()
     put_group(
         "gp",
         "train",
@@ -490,6 +499,7 @@ def test_failed_sessions_and_pad_rows_through_verl(tq_cluster):
         abs=1e-6,
     )
     assert metrics["trust/gamma_mean"] == pytest.approx((0.9048374180359595 + 1) / 2)
+    assert torch.isnan(metrics["trust/pad_adv_abs_max"])  # verl has not padded nor computed advantages yet
 
     trainer = verl_trainer(dp_size=2, mini_batch=2, n=4)
     step_metrics = {}
@@ -513,7 +523,10 @@ def test_failed_sessions_and_pad_rows_through_verl(tq_cluster):
 
     aggregator = MetricsAggregator()
     aggregator.add_step_metrics({**metrics, **step_metrics}, sample_count=5)
-    assert aggregator.get_aggregated_metrics()["trust/pad_rows"] == 3.0
+    aggregated = aggregator.get_aggregated_metrics()
+    assert aggregated["trust/pad_rows"] == 3.0
+    # and the largest |advantage| the estimator handed verl on those pad rows (before: unknown, NaN)
+    assert aggregated["trust/pad_adv_abs_max"] == 0.0
     tq.kv_clear(keys=padded.keys, partition_id="train")
 
 
@@ -584,6 +597,7 @@ def test_papo_mode_through_verls_padding(tq_cluster):
         assert adv[key].tolist() == pytest.approx([value] * adv[key].numel(), abs=1e-5), key
     assert adv[pads[0]].abs().sum() == 0
     assert float(metrics["trust/pad_rows"]) == 1.0
+    assert float(metrics["trust/pad_adv_abs_max"]) == 0.0
     tq.kv_clear(keys=padded.keys, partition_id="train")
     ROUTED_ADVANTAGES.clear()
 
@@ -601,6 +615,74 @@ def test_routed_mode_without_pad_rows_reports_zero(tq_cluster):
     assert float(metrics["trust/pad_rows"]) == 0.0
     tq.kv_clear(keys=batch.keys, partition_id="train")
     ROUTED_ADVANTAGES.clear()
+
+
+# ------------------------------------------------------------------------ multi-output sessions (issue 28, point 1)
+def advantages_by_key(trainer, batch):
+    """verl's _balance_batch and _compute_advantage on ``batch``; the advantage row of every real key."""
+    padded = trainer.balance(batch, metrics={})
+    trainer.advantage(padded, metrics={})
+    out = read(padded.keys, "train", ["advantages"])["advantages"].unbind()
+    return {k: t for k, t in zip(padded.keys, out, strict=True) if not k.startswith("pad")}
+
+
+def test_joint_mode_equals_verls_grpo_on_multi_output_sessions(tq_cluster):
+    """Issue 28's repro: keys {uid}_0_0, {uid}_0_1, {uid}_1_0, {uid}_2_0 with R = [1, 1, 0, 0.5] (trust off and
+    Rt = 0: R = Ro). verl's grpo normalises each session's last output (R 1, 0, 0.5: mean 0.5, unbiased std 0.5)
+    and gives session 0's output 0 the advantage of its output 1: [1, 1, -1, 0] (over 0.5 + E). The same rows go
+    through verl's own advantage step twice: under trust_grpo, and under verl's grpo (a sampler built for it)."""
+    SHAPED_UIDS.clear()
+    SESSION_OUTPUTS.clear()
+    rows = [dict(outcome=1, thinking=0.0), dict(outcome=1, thinking=0.0), dict(outcome=0, thinking=0.0),
+            dict(outcome=0.5, thinking=0.0)]  # fmt: skip
+    layout = dict(sessions=[0, 0, 1, 2], outputs=[0, 1, 0, 0], lengths=[3, 4, 3, 5])
+    results = {}
+    for uid, estimator in (("mj", "trust_grpo"), ("mg", "grpo")):
+        put_group(uid, "train", rows, **layout)
+        batch, _ = variant_sampler(adv_estimator=estimator).sample(4, "train", 1)
+        assert sorted(batch.keys) == [f"{uid}_0_0", f"{uid}_0_1", f"{uid}_1_0", f"{uid}_2_0"]
+        results[estimator] = advantages_by_key(
+            verl_trainer(dp_size=1, mini_batch=1, n=4, adv_estimator=estimator), batch
+        )
+    # the trust_grpo run carries the session's rows under their keys (the estimator finds the session there); verl's
+    # grpo run keeps the prompt uid, which its own grpo groups by
+    assert list(read(["mj_0_0", "mj_0_1", "mj_1_0"], "train", ["uid"])["uid"]) == ["mj_0_0", "mj_0_1", "mj"]
+    assert list(read(["mg_0_0", "mg_0_1"], "train", ["uid"])["uid"]) == ["mg", "mg"]
+    a = 0.5 / (0.5 + 1e-6)
+    expected = {"0_0": a, "0_1": a, "1_0": -a, "2_0": 0.0}
+    for suffix, value in expected.items():
+        ours, verls = results["trust_grpo"][f"mj_{suffix}"], results["grpo"][f"mg_{suffix}"]
+        assert torch.allclose(ours, verls, atol=1e-6), suffix
+        assert ours.tolist() == pytest.approx([value] * ours.numel(), abs=1e-6), suffix
+    tq.kv_clear(keys=[f"{u}_{x}" for u in ("mj", "mg") for x in expected], partition_id="train")
+    SESSION_OUTPUTS.clear()
+
+
+def test_trust_shaping_and_the_advantage_use_each_sessions_last_output(tq_cluster):
+    """Group trust on a two-output session: its first output (wrong, Rt 0.9) is neither in mu_wrong nor in the
+    group's statistics; the session's outputs both take the advantage of its last one."""
+    SHAPED_UIDS.clear()
+    SESSION_OUTPUTS.clear()
+    put_group(
+        "mt",
+        "train",
+        [dict(outcome=0, thinking=0.9), dict(outcome=1, thinking=0.2), dict(outcome=0, thinking=0.6),
+         dict(outcome=1, thinking=0.4)],
+        sessions=[0, 0, 1, 2],
+        outputs=[0, 1, 0, 0],
+    )  # fmt: skip
+    batch, metrics = mode_sampler("group").sample(4, "train", 1)
+    # last outputs: Ro 1, 0, 1 with Rt 0.2, 0.6, 0.4: mu_c = 0.3 < mu_w = 0.6 -> gamma = exp(-0.3) (with the first
+    # output's 0.9, mu_w would be 0.75); w = 0.3 exp(-0.3) = 0.22224546620451535; R = 1 + 0.2w, 0.6w, 1 + 0.4w
+    # = 1.0444490932409032, 0.1333472797227092, 1.0888981864818061: mean 0.7555648531484728, unbiased std
+    # 0.5393143443135634 -> A = (R - mean) / (std + 1e-6)
+    assert metrics["trust/gamma_mean"] == pytest.approx(math.exp(-0.3))
+    a0, a1, a2 = 0.5356499553338689, -1.1537175420397456, 0.6180675867058771
+    adv = advantages_by_key(verl_trainer(dp_size=1, mini_batch=1, n=4), batch)
+    for key, value in {"mt_0_0": a0, "mt_0_1": a0, "mt_1_0": a1, "mt_2_0": a2}.items():
+        assert adv[key].tolist() == pytest.approx([value] * adv[key].numel(), abs=1e-6), key
+    tq.kv_clear(keys=list(adv), partition_id="train")
+    SESSION_OUTPUTS.clear()
 
 
 # ------------------------------------------------------------------------------- the docs' metrics table

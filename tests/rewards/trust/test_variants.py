@@ -12,7 +12,7 @@ import torch
 
 from sophiavl.rewards.trust.config import TrustConfig
 from sophiavl.rewards.trust.variants import advantage_metrics, subset_z, variant_advantages, whiten
-from sophiavl.rewards.trust.weights import group_advantages, shape_rewards
+from sophiavl.rewards.trust.weights import shape_rewards
 
 NAN = float("nan")
 E = 1e-6
@@ -183,11 +183,21 @@ def test_joint_without_gate_is_the_paper_and_its_parts_sum_to_it():
     result = shape_rewards(outcome, thinking, group, 100, config)
     adv = variant_advantages(result, outcome, config)
     assert torch.equal(adv.rewards, result.rewards)  # bit for bit what the trust sampler always wrote
-    assert torch.equal(adv.advantage, group_advantages(result.rewards, group))
+    # by hand: mu_c = 0.6 < mu_w = 3.2 / 5 = 0.64 -> gamma = exp(-0.04); w = 0.3 exp(-100/1500) exp(-0.04)
+    # = 0.26964756944148266; R = Ro + w Rt = 1.16178854, 1.13482378, 1.18875330, 0.21571806, 0.24268281,
+    # 0.05392951, 0.18875330, 0.16178854; mean 0.5435297309009267, unbiased std 0.5151222400378204;
+    # A = (R - mean) / (std + E)
+    close(
+        adv.advantage[:8],
+        [1.200215332390304, 1.1478691075487137, 1.2525615572318942, -0.6363752396876379, -0.5840290148460476,
+         -0.9504525887371801, -0.6887214645292282, -0.7410676893708186],
+        tol=1e-9,
+    )  # fmt: skip
     close(adv.outcome + adv.thinking, adv.advantage.tolist(), tol=1e-12)
     # a group of one (verl: mean 0, std 1): Ro / (1 + E) and w Rt / (1 + E); alpha_t = 0.3 exp(-100/1500), gamma 1
     a_t = 0.3 * math.exp(-100 / 1500)
     close([adv.outcome[8], adv.thinking[8]], [1 / (1 + E), a_t * 0.5 / (1 + E)])
+    close([adv.advantage[8]], [(1 + a_t * 0.5) / (1 + E)])
 
 
 def test_joint_can_be_whitened():
