@@ -29,6 +29,10 @@ What it does, in order:
      run starts) and the judge server's request count (read before the judge was stopped), and writes
      WORKDIR/summary.json.
 
+Network: nothing listens beyond loopback. The judge and the proxy bind 127.0.0.1; Ray's nodes register under
+127.0.0.1 (RAY_LOOPBACK_ENV, and ray_cluster.py's node_ip_address), so Ray's own servers and every server verl starts
+bind there; the local Ray starts no dashboard.
+
 Time limits: each stage has its own (preparation 300 + 120 s, models 300 s, judge start-up 600 s, training
 --timeout per training run); --deadline S caps them all, so that every stage ends within S seconds of the start (the
 stopping of step 5 comes after, at most about a minute). The e2e tests pass a deadline below their own timeout.
