@@ -29,6 +29,10 @@ What it does, in order:
      run starts) and the judge server's request count (read before the judge was stopped), and writes
      WORKDIR/summary.json.
 
+Network: nothing listens beyond loopback. The judge and the proxy bind 127.0.0.1; Ray's nodes register under
+127.0.0.1 (RAY_LOOPBACK_ENV, and ray_cluster.py's node_ip_address), so Ray's own servers and every server verl starts
+bind there; the local Ray starts no dashboard.
+
 Time limits: each stage has its own (preparation 300 + 120 s, models 300 s, judge start-up 600 s, training
 --timeout per training run); --deadline S caps them all, so that every stage ends within S seconds of the start (the
 stopping of step 5 comes after, at most about a minute). The e2e tests pass a deadline below their own timeout.
@@ -373,9 +377,11 @@ def training_command(args, data_dir: Path, models: Path, judge_url: str | None, 
         ]
     # Ray: logical CPUs beyond the 2 real cores (gets past a silent hang: TransferQueue actors and the workers each
     # reserve a CPU), and one fake GPU per pool (verl counts GPUs before it schedules its workers); or join the
-    # --nodes cluster, whose nodes have their own CPUs and fake GPUs (examples/cpu/ray_cluster.py)
+    # --nodes cluster, whose nodes have their own CPUs and fake GPUs (examples/cpu/ray_cluster.py); no dashboard (a
+    # server nobody reads; the rest of Ray stays on loopback: RAY_LOOPBACK_ENV)
     ray_init = ["ray_kwargs.ray_init.num_cpus=16",
-                f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}"]  # fmt: skip
+                f"+ray_kwargs.ray_init.num_gpus={2 if getattr(args, 'rm', 'external') == 'verl' else 1}",
+                "+ray_kwargs.ray_init.include_dashboard=False"]  # fmt: skip
     if ray_address:
         ray_init = ray_cluster().connect_overrides(ray_address)
     overrides = [
@@ -466,8 +472,17 @@ def base_env(run_id: str) -> dict:
     )
 
 
+# Ray on loopback. Ray registers a node under the machine's network address and binds its servers (GCS, raylet, object
+# manager, workers, agents) to it or to all interfaces, and the servers verl starts (its vLLM replicas' HTTP servers,
+# the reward router, TransferQueue) take the node's address (ray.util.get_node_ip_address). With this variable at 0,
+# Ray's node address is 127.0.0.1 (what Ray does on macOS and Windows): verl's own ray.init, the --nodes cluster
+# (ray_cluster.py) and the driver that joins it all stay on loopback. ray.init(_node_ip_address="127.0.0.1") cannot do
+# it: Ray replaces a loopback address there by the network address.
+RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 def training_env(base: dict, metrics_path: Path) -> dict:
-    """base_env plus what the verl processes need."""
+    """base_env plus what the verl processes need (Ray on loopback among them: RAY_LOOPBACK_ENV)."""
     env = dict(base)
     # cpu_support: the CPU platform and hacks; agent_loops: the failing agent loop of --failed-sessions
     paths = [str(HERE / "cpu_support"), str(AGENT_LOOPS), env.get("PYTHONPATH")]
@@ -483,6 +498,7 @@ def training_env(base: dict, metrics_path: Path) -> dict:
             "RAY_DEDUP_LOGS": "0",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
+            **RAY_LOOPBACK_ENV,
         }
     )
     return env

@@ -19,6 +19,11 @@ Every node process inherits this process's environment: the demo starts it with 
 CPU scaffolding and the run's marker variable, so that the demo's marker-based clean-up also finds every Ray process
 of the cluster) and a short private ``RAY_TMPDIR``, so that Ray's "current cluster" file and session folders never
 touch /tmp/ray, which the single-node demo uses.
+
+Every node registers under, and binds its servers (GCS, raylet, object manager, workers, agents) to, the loopback
+address ``LOOPBACK`` (``node_ip_address``; Ray's default is the machine's network address, on all interfaces), and the
+head starts no dashboard: the cluster opens nothing to the network. The trainer joins it with ``RAY_LOOPBACK_ENV``
+(demo.training_env), so that its driver and workers, and the servers verl starts, take the same address.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from pathlib import Path
 GPUS_PER_NODE = 1
 CPUS_PER_NODE = 8
 OBJECT_STORE_MIB = 512
+# The address every node registers under and binds to. Ray's ``ray.init(_node_ip_address=...)`` and
+# ``ray start --node-ip-address`` replace a loopback address by the machine's network address; ``Cluster`` passes
+# ``node_ip_address`` to the node as it is.
+LOOPBACK = "127.0.0.1"
 
 # verl 0.9.1's resource pools (trainer/ppo/v1/trainer_base.py): the placement groups of a pool are named
 # "<pool>verl_group_<counts>:<index>" (single_controller/ray/base.py, RayResourcePool.get_placement_groups).
@@ -56,12 +65,19 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def ray_record(cluster) -> dict:
-    """Ray's own view of the run, from the GCS: nodes (id, head, resources), placement groups (name, state, the node
-    of each bundle) and actors (name, class, state, node, pid), the removed and dead ones included."""
+    """Ray's own view of the run, from the GCS: nodes (id, head, resources, the address each registered under),
+    placement groups (name, state, the node of each bundle) and actors (name, class, state, node, pid), the removed
+    and dead ones included."""
     state = cluster.global_state
     head = cluster.head_node.node_id
     nodes = [
-        {"node_id": n["NodeID"], "head": n["NodeID"] == head, "alive": n["Alive"], "resources": n["Resources"]}
+        {
+            "node_id": n["NodeID"],
+            "head": n["NodeID"] == head,
+            "alive": n["Alive"],
+            "resources": n["Resources"],
+            "address": n["NodeManagerAddress"],  # where the node registered (its raylet and object manager)
+        }
         for n in state.node_table()
     ]
     nodes.sort(key=lambda n: not n["head"])  # the head first, then in order of start
@@ -88,6 +104,18 @@ def ray_record(cluster) -> dict:
     return {"nodes": nodes, "placement_groups": groups, "actors": actors}
 
 
+def node_args(args, head: bool = False) -> dict:
+    """The arguments of one node (``Cluster``'s head_node_args, ``add_node``): its logical CPUs, fake GPUs and object
+    store (MiB in ``args``, bytes here), the loopback address, and for the head no dashboard."""
+    out = {
+        "num_cpus": args.cpus_per_node,
+        "num_gpus": args.gpus_per_node,
+        "object_store_memory": args.object_store_mib * 2**20,
+        "node_ip_address": LOOPBACK,
+    }
+    return {**out, "include_dashboard": False} if head else out
+
+
 def serve(args) -> int:
     """The process: start the nodes, write the info file, wait for a signal (or for the parent to go), record Ray's
     view into the info file, shut the nodes down."""
@@ -96,17 +124,12 @@ def serve(args) -> int:
 
     stop = []
     parent = os.getppid()
-    node_args = {
-        "num_cpus": args.cpus_per_node,
-        "num_gpus": args.gpus_per_node,
-        "object_store_memory": args.object_store_mib * 2**20,
-    }
     started = time.time()
-    cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True, head_node_args=node_args(args, head=True))
     info = {"address": None, "pid": os.getpid()}
     try:
         for _ in range(args.nodes - 1):
-            cluster.add_node(**node_args)
+            cluster.add_node(**node_args(args))
         cluster.wait_for_nodes()
         # after the nodes: each Node object installs its own SIGTERM handler (drain and shut down), which would stop
         # the cluster before its record is read

@@ -137,5 +137,19 @@ def test_judge_server_received_the_requests(demo_run):
     assert summary["judge_requests"] >= asked
 
 
+def test_the_run_stays_on_loopback(demo_run):
+    """Issue 28 section 8: nothing of the run listened beyond loopback, sampled while it ran (Ray's GCS, raylet and
+    workers, verl's vLLM HTTP servers and, with --rm verl, its reward router; the demo's judge and proxy), and its logs
+    name no other address (harness.assert_on_loopback); the local Ray started no dashboard."""
+    harness.assert_on_loopback(demo_run)
+    processes = [s["process"] for s in demo_run.listening]
+    for name in ("ray/gcs/gcs_server", "ray/raylet/raylet", "ray::vLLMHttpServer"):
+        assert any(p.startswith(name) or f"/{name}" in p for p in processes), (name, processes)
+    if demo_run.topology == "external":  # the drill: the demo's judge and its proxy
+        assert any("vllm.entrypoints.openai.api_server" in p for p in processes), processes
+        assert any("judge_proxy.py" in p for p in processes), processes
+    assert "+ray_kwargs.ray_init.include_dashboard=False" in (demo_run.work / "command.txt").read_text().split()
+
+
 def test_no_process_left_behind(demo_run):
     harness.assert_nothing_left(demo_run)

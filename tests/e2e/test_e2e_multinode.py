@@ -5,7 +5,8 @@ examples/cpu/ray_cluster.py starts a head node and a second node on this machine
 +recipe=sophiavl, verl serving the thinking RM on its own pool) joins it with ``+ray_kwargs.ray_init.address``, and the
 cluster is shut down after it. Checked from Ray's own record (the GCS's placement-group and actor tables, read before
 the shutdown): the trainer's pool and workers ran on one node and the TRM's pool and vLLM replica on the other; every
-step trained; the docs' multi-node commands are the one that ran (less the CPU scaffolding); nothing is left running.
+step trained; the docs' multi-node commands are the one that ran (less the CPU scaffolding); the nodes and every server
+stayed on loopback; nothing is left running.
 
 Marker ``multinode``: `make test-multinode` runs this file alone. Needs the e2e venv like tests/e2e/test_e2e_demo.py
 (skipped without it, failed with SOPHIAVL_E2E=require). Shares the session's rows and tiny models with the other e2e
@@ -137,6 +138,17 @@ def test_docs_multinode_commands_are_the_one_that_ran(run):
         assert sorted(layout) == ["reward.reward_model.n_gpus_per_node", "reward.reward_model.nnodes",
                                   "trainer.n_gpus_per_node", "trainer.nnodes"], doc  # fmt: skip
         assert layout["reward.reward_model.nnodes"] == "1"
+
+
+def test_cluster_on_loopback(run, record):
+    """Issue 28 section 8: both nodes registered under 127.0.0.1 (Ray's node table) and the trainer joined the GCS
+    there; nothing of the run listened beyond loopback and its logs name no other address
+    (harness.assert_on_loopback)."""
+    assert [n["address"] for n in record["nodes"]] == ["127.0.0.1", "127.0.0.1"]
+    assert record["address"].startswith("127.0.0.1:")
+    harness.assert_on_loopback(run)
+    processes = [s["process"] for s in run.listening]
+    assert sum("ray/raylet/raylet" in p for p in processes) >= 2, processes  # a raylet per node
 
 
 def test_cluster_shut_down_and_nothing_left(run, record):

@@ -16,8 +16,8 @@ A, B = "a" * 56, "b" * 56  # node ids (hex, as the GCS gives them)
 RECORD = {
     "address": "192.0.2.2:40000",
     "nodes": [
-        {"node_id": A, "head": True, "alive": True, "resources": {"CPU": 8.0, "GPU": 1.0}},
-        {"node_id": B, "head": False, "alive": True, "resources": {"CPU": 8.0, "GPU": 1.0}},
+        {"node_id": A, "head": True, "alive": True, "resources": {"CPU": 8.0, "GPU": 1.0}, "address": "127.0.0.1"},
+        {"node_id": B, "head": False, "alive": True, "resources": {"CPU": 8.0, "GPU": 1.0}, "address": "127.0.0.1"},
     ],
     "placement_groups": [
         {"name": "global_poolverl_group_1:0", "state": "REMOVED", "strategy": "STRICT_PACK",
@@ -89,3 +89,13 @@ def test_layout_text_puts_each_pool_under_its_node():
 def test_a_missing_record_prints_no_pools():
     assert ray_cluster.pool_nodes({}) == {}
     assert ray_cluster.layout_text({}).count("\n") == 1
+
+
+def test_every_node_on_loopback_and_no_dashboard():
+    """Issue 28 section 8: each node registers under and binds to 127.0.0.1 (Ray's default: the machine's network
+    address); the head starts no dashboard."""
+    args = argparse.Namespace(cpus_per_node=8, gpus_per_node=1, object_store_mib=512)
+    head, node = ray_cluster.node_args(args, head=True), ray_cluster.node_args(args)
+    assert head == {"num_cpus": 8, "num_gpus": 1, "object_store_memory": 512 * 2**20, "node_ip_address": "127.0.0.1",
+                    "include_dashboard": False}  # fmt: skip
+    assert node == {"num_cpus": 8, "num_gpus": 1, "object_store_memory": 512 * 2**20, "node_ip_address": "127.0.0.1"}

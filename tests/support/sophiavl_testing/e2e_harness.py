@@ -1,16 +1,22 @@
 """Shared harness of the end-to-end tests (tests/e2e/test_e2e_demo.py, tests/e2e/test_e2e_resume.py; its venv check,
 runner and process scans also serve tests/e2e/test_e2e_trm.py and tests/e2e/test_e2e_eval.py): runs demo.py in a
 fresh work folder with the session's shared assets, stops it cleanly on timeout, and checks from outside that
-nothing of a run is left. Not a test module: the tests import it as ``sophiavl_testing.e2e_harness`` (tests/support is
-on pytest's path)."""
+nothing of a run is left and that the run stayed on loopback (the sockets its processes listened on, sampled while it
+ran, and the addresses in its logs). Not a test module: the tests import it as ``sophiavl_testing.e2e_harness``
+(tests/support is on pytest's path)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
+import sys
+import threading
+import uuid
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +49,104 @@ class DemoRun(NamedTuple):
     work: Path
     topology: str
     assets: Path
+    listening: tuple = ()  # the sockets the run's processes listened on (SocketWatch), one dict each
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an IPv4 or IPv6 literal, brackets allowed, or a name) is a loopback address: 127.0.0.0/8,
+    ::1, the IPv4-mapped ::ffff:127.x.y.z, or the name ``localhost``. The wildcards 0.0.0.0 and :: (every interface)
+    and every other address or name are not."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _proc_net_address(hex_address: str) -> str:
+    """An address of /proc/net/tcp (8 hex digits) or /proc/net/tcp6 (32), written as 32-bit words in this machine's
+    byte order, as text."""
+    raw = bytes.fromhex(hex_address)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(raw))
+
+
+def _listening_inodes() -> dict[str, tuple[str, int]]:
+    """Socket inode -> (address, port) of every TCP socket in state LISTEN (0A) in this network namespace."""
+    out = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:  # no IPv6 on this machine
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":
+                address, port = fields[1].split(":")
+                out[fields[9]] = (_proc_net_address(address), int(port, 16))
+    return out
+
+
+def listening_sockets(pids) -> list[dict]:
+    """The TCP sockets the processes ``pids`` listen on: {address, port, pid, process (its command line, 100
+    characters)}; processes gone meanwhile are left out."""
+    inodes = _listening_inodes()
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            inode = link[len("socket:[") : -1] if link.startswith("socket:[") else None
+            if inode in inodes:
+                address, port = inodes[inode]
+                found.append({"address": address, "port": port, "pid": pid, "process": cmdline.strip()[:100]})
+    return found
+
+
+WATCH_VAR = "SOPHIAVL_E2E_WATCH"  # run_demo's tag in the demo's environment: every process of the run inherits it
+
+
+class SocketWatch:
+    """Looks every ``interval`` s, while a run lasts, at the sockets listened on by the processes whose environment
+    carries WATCH_VAR=token (the demo and all it starts: the judge, the trainer, Ray's and vLLM's processes), and
+    keeps each (address, port, pid) once. A socket opened and closed between two looks is missed."""
+
+    def __init__(self, token: str, interval: float = 1.0):
+        self.needle, self.interval = f"{WATCH_VAR}={token}".encode(), interval
+        self.seen: dict[tuple, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            pids = demo._proc_pids("environ", lambda environ: self.needle in environ.split(b"\0"))
+            for sock in listening_sockets(pids):
+                self.seen.setdefault((sock["address"], sock["port"], sock["pid"]), sock)
+            if self._stop.wait(self.interval):
+                return
+
+    def start(self) -> SocketWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> tuple:
+        """Stops looking; returns every socket seen."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return tuple(self.seen.values())
 
 
 _pids_naming = demo.pids_naming  # live processes whose command line contains a text
@@ -94,10 +198,15 @@ def run_demo(tmp_path_factory, name: str, args: list[str], timeout_s: float = TI
     fails the test with the demo's output when it exits non-zero."""
     require_e2e_venv()
     work = tmp_path_factory.mktemp(name)
-    env = dict(os.environ, DEMO_QUIET="1")
+    token = uuid.uuid4().hex
+    env = dict(os.environ, DEMO_QUIET="1", **{WATCH_VAR: token})
     cmd = [str(E2E_PY), str(REPO / "examples" / "cpu" / "demo.py"), "--workdir", str(work),
            "--assets", str(shared_assets(tmp_path_factory)), "--deadline", str(timeout_s - 120), *args]  # fmt: skip
-    proc = _run_demo(cmd, env, work, timeout_s, shared_assets(tmp_path_factory))
+    watch = SocketWatch(token).start()
+    try:
+        proc = _run_demo(cmd, env, work, timeout_s, shared_assets(tmp_path_factory))
+    finally:
+        listening = watch.stop()
     summary_path = work / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if proc.returncode != 0:
@@ -106,7 +215,7 @@ def run_demo(tmp_path_factory, name: str, args: list[str], timeout_s: float = TI
         pytest.fail(f"demo exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n"
                     f"--- stderr ---\n{proc.stderr[-3000:]}\n{tail}")  # fmt: skip
     topology = args[args.index("--rm") + 1] if "--rm" in args else "external"
-    return DemoRun(proc, summary, work, topology, shared_assets(tmp_path_factory))
+    return DemoRun(proc, summary, work, topology, shared_assets(tmp_path_factory), listening)
 
 
 def assert_nothing_left(demo_run: DemoRun) -> None:
@@ -133,3 +242,48 @@ def assert_nothing_left(demo_run: DemoRun) -> None:
         with socket.socket() as s:
             s.settimeout(2)
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still accepts connections"
+
+
+# An address in a log: the host of a URL (scheme://host), Ray's "ip=HOST" (the node of a remote worker's line), or an
+# IP literal followed by a port (host:port, [v6]:port)
+_LOG_ADDRESS = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
+    r"|\bip=(\[?[0-9A-Fa-f:.]+\]?)"
+    r"|(?<![\w.:])(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}\b"
+)
+
+
+def log_addresses(text: str) -> list[str]:
+    """The hosts of the server addresses in a log text (``_LOG_ADDRESS``) that are IP literals, ``localhost`` or this
+    machine's own name; names of other machines (documentation links such as https://docs.ray.io) are left out."""
+    names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+    hosts = []
+    for match in _LOG_ADDRESS.finditer(text):
+        host = next(g for g in match.groups() if g)
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            if host.lower() not in names:
+                continue
+        hosts.append(host)
+    return hosts
+
+
+def assert_on_loopback(demo_run: DemoRun) -> None:
+    """Nothing of the run was open to the network: every socket its processes listened on (sampled while it ran:
+    Ray's GCS, raylets, workers and agents, verl's vLLM HTTP servers, reward router and TransferQueue, the demo's
+    judge and proxy) was bound to a loopback address (0.0.0.0 and :: are every interface), and every server address
+    in its logs and command is a loopback address. Ray's record of its nodes, when the run had a --nodes cluster,
+    too: each node's address and the GCS address."""
+    listening = demo_run.listening
+    assert listening, "no listening socket of the run was seen"
+    exposed = sorted({(s["address"], s["port"], s["process"]) for s in listening if not is_loopback(s["address"])})
+    assert not exposed, f"listening beyond loopback: {exposed}"
+    for path in sorted([*demo_run.work.glob("*.log"), demo_run.work / "command.txt"]):
+        hosts = sorted({h for h in log_addresses(path.read_text(errors="replace")) if not is_loopback(h)})
+        assert not hosts, f"{path.name} names non-loopback addresses: {hosts}"
+    record = demo_run.summary.get("ray_nodes")
+    if record:
+        assert record["nodes"]
+        assert [n["address"] for n in record["nodes"] if not is_loopback(n["address"])] == [], record["nodes"]
+        assert is_loopback(record["address"].rsplit(":", 1)[0]), record["address"]
