@@ -114,8 +114,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min", type=int, default=0, help="balance: rows wanted per bin (fewer: reported short)")
     parser.add_argument("--max", type=int, default=3, help="balance: rows kept per bin at most")
     parser.add_argument("--seed", type=int, default=0, help="balance: sampling seed")
-    parser.add_argument("--val-size", type=int, default=4, help="converted rows kept for validation")
-    parser.add_argument("--batch", type=int, default=4, help="SFT rows per step")
+    parser.add_argument("--val-size", type=int, default=4, help="converted rows kept for validation (at most half)")
+    parser.add_argument("--batch", type=int, default=4, help="SFT rows per step (at most the validation rows)")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for each long stage")
     parser.add_argument("--deadline", type=float, help="seconds for all stages together")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the SFT step (they win)")
@@ -172,11 +172,15 @@ def main(argv=None) -> int:
         summary["balance"] = json.loads((balanced / "report" / "report.json").read_text())
         summary["histogram"] = str(balanced / "report" / "histogram.png")
 
-        log(f"4/5 converting {balanced} (python -m sophiavl.data_prep.thinking_156k)")
+        # a few dozen rows: validation and batch sizes shrink with what was selected (verl drops partial batches)
+        selected = summary["balance"]["rows"]["selected"]
+        val_size = max(1, min(args.val_size, selected // 2))
+        args.batch = max(1, min(args.batch, val_size, selected - val_size))
+        log(f"4/5 converting {balanced} (python -m sophiavl.data_prep.thinking_156k, {val_size} validation rows)")
         trm = work / "trm"
         shutil.rmtree(trm, ignore_errors=True)
         tool(["sophiavl.data_prep.thinking_156k", "--src", str(balanced), "--out", str(trm), "--val-size",
-              str(args.val_size), "--no-progress"], step_env, deadline.cap(300), work / "convert.log")  # fmt: skip
+              str(val_size), "--no-progress"], step_env, deadline.cap(300), work / "convert.log")  # fmt: skip
         summary["convert"] = json.loads((trm / "report.json").read_text())
         rejected = summary["convert"]["rows_rejected"]["total"]
         if rejected:
