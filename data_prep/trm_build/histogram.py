@@ -39,11 +39,12 @@ def draw_histogram(path: Path, names: list[str], before: list[int], after: list[
     plot_w = WIDTH - _LEFT - _RIGHT
     base = HEIGHT - _BOTTOM
     d.text((_LEFT, 12), title, fill=INK, font=font)
-    for t in range(_TICKS + 1):
-        y = base - plot_h * t // _TICKS
+    ticks = min(_TICKS, top)  # top is 1, 2 or a multiple of 5: whole-number ticks
+    for t in range(ticks + 1):
+        y = base - plot_h * t // ticks
         d.line([(_LEFT - 4, y), (WIDTH - _RIGHT, y)], fill=(225, 225, 225) if t else INK)
-        label = str(top * t // _TICKS)
-        d.text((_LEFT - 8 - 6 * len(label), y - 6), label, fill=INK, font=font)
+        label = str(top * t // ticks)
+        d.text((_LEFT - 8 - round(d.textlength(label, font=font)), y - 6), label, fill=INK, font=font)
     n = max(len(names), 1)
     slot = plot_w // n
     bar = max(slot * 2 // 5, 1)
@@ -53,7 +54,9 @@ def draw_histogram(path: Path, names: list[str], before: list[int], after: list[
             h = plot_h * value // top
             if h:
                 d.rectangle([x0 + j * bar, base - h, x0 + (j + 1) * bar - 1, base - 1], fill=color)
-        d.text((_LEFT + i * slot + (slot - 6 * len(name)) // 2, base + 8), name, fill=INK, font=font)
+        d.text(
+            (_LEFT + i * slot + (slot - round(d.textlength(name, font=font))) // 2, base + 8), name, fill=INK, font=font
+        )
     lx = WIDTH - _RIGHT - 250
     for j, (text, color) in enumerate((("before (eligible)", BEFORE), ("after (selected)", AFTER))):
         d.rectangle([lx + j * 130, 14, lx + j * 130 + 12, 26], fill=color)
