@@ -66,6 +66,11 @@ class Reservoir:
         """Items held: ``min(seen, k)``."""
         return min(self.seen, self.k)
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The held items as three arrays ``(keys, locs, labels)`` of length :attr:`size`, in slot order."""
+        n = self.size
+        return self.keys[:n], self.locs[:n], self.labels[:n]
+
     def items(self) -> list[tuple[int, int, int]]:
         """The held items as ``(key, loc, label)``, sorted by key."""
         n = self.size

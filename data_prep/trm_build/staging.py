@@ -2,11 +2,11 @@
 
 ``balance`` reads every ``annotations-*.jsonl`` of every ``--annotations`` folder once, line by line. Each valid
 line leaves one small table row: its ``rid``, where it is (file number and byte offset, to read it again if the row
-is chosen), 8-byte digests of its rollout record and of its (question, images, response), its judge, its scores in
-tenths, why it failed (if it did) and the first rollout rule it breaks (:func:`~.rules.rollout_problem`). Response
-texts stay on disk. SQLite sorts the table by ``rid`` with its own external sort, so grouping the lines of one row
-(several judges, several folders) needs bounded memory; the database lives in a temporary folder under the output
-folder and is removed at the end.
+is chosen), 8-byte digests of its rollout record with its image names and of its (question, images, response), its
+judge, its scores in tenths, why it failed (if it did) and the first rollout rule it breaks
+(:func:`~.rules.rollout_problem`). Response texts stay on disk. SQLite sorts the table by ``rid`` with its own
+external sort, so grouping the lines of one row (several judges, several folders) needs bounded memory; the database
+lives in a temporary folder under the output folder and is removed at the end.
 
 Lines that cannot be used are counted per reason (:data:`~.rules.LINE_REASONS`) with the first example each.
 """
@@ -82,6 +82,11 @@ class LineFacts:
     fail: str | None
     problem: str | None
     detail: str | None
+
+
+def _plain_name(name: str) -> bool:
+    """True for a file name with no folder part (``ab12.png``); ``../x``, ``a/b`` and ``..`` are not."""
+    return name not in (".", "..") and "/" not in name and "\\" not in name
 
 
 def _precheck_scores(data: object) -> str | None:
@@ -176,12 +181,12 @@ class Staging:
             self.stats.row_errors[kind] = self.stats.row_errors.get(kind, 0) + 1
         elif not ann.ok_scores:
             fail = next((e for e in ann.errors if e), None) or "no sample"
-        missing = [name for name in ann.images if not (folder / "images" / name).is_file()]
+        missing = [name for name in ann.images if not _plain_name(name) or not (folder / "images" / name).is_file()]
         problem = rollout_problem(r.question, r.response, len(ann.images), missing, self.max_chars)
         return LineFacts(
             rid=r.rid,
             loc=loc,
-            rollout_h=digest(r.to_line()),
+            rollout_h=digest(r.to_line(), *ann.images),
             dup_h=digest(r.question, "\0".join(ann.images), r.response),
             judge=ann.judge_model,
             tenths=tuple(round(s * 10) for s in ann.ok_scores),

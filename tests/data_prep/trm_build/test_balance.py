@@ -247,3 +247,18 @@ def test_digest_set_finds_what_it_holds_across_merges():
     assert all(s.add(v) for v in values)
     assert not any(s.add(v) for v in values) and len(s) == 50
     assert 12345 not in s
+
+
+def test_an_image_name_with_a_folder_part_is_missing_and_other_images_for_one_rid_conflict(tmp_path):
+    (tmp_path / "secret.png").write_bytes(IMG)
+    a = write_folder(tmp_path / "a", {"annotations-a.jsonl": [
+        ann("r1", (0.5,), images=["../secret.png"], question="<image>Q1"),  # not a plain name -> image_missing
+        ann("r2", (0.5,), images=[IMG_NAME], question="<image>Q2"),  # judge 2 saw another image -> conflict
+    ]}, {IMG_NAME: IMG})  # fmt: skip
+    b = write_folder(tmp_path / "b", {"annotations-b.jsonl": [
+        ann("r2", (0.5,), images=["f" * 64 + ".png"], question="<image>Q2", judge="J2"),
+    ]}, {"f" * 64 + ".png": IMG})  # fmt: skip
+    rc, rep = run_balance([a, b], tmp_path / "out", "--min", "0")
+    assert rc == 1  # nothing left
+    assert rep["rows"]["rejected"]["image_missing"] == 1 and rep["rows"]["rejected"]["conflicting_rollout"] == 1
+    assert not (tmp_path / "out" / "images").exists()
