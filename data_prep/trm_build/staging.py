@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import BinaryIO
 
 from .annotation import Annotation, on_grid
 from .digests import digest
@@ -111,6 +112,7 @@ class Staging:
         )
         self.max_chars = max_chars
         self.files: list[Path] = []
+        self._handles: dict[int, BinaryIO] = {}
         self.stats = LineStats()
 
     def add_folder(self, folder: Path) -> int:
@@ -186,7 +188,7 @@ class Staging:
         return LineFacts(
             rid=r.rid,
             loc=loc,
-            rollout_h=digest(r.to_line(), *ann.images),
+            rollout_h=digest(repr(tuple(vars(r).values())), *ann.images),  # every field, in field order
             dup_h=digest(r.question, "\0".join(ann.images), r.response),
             judge=ann.judge_model,
             tenths=tuple(round(s * 10) for s in ann.ok_scores),
@@ -221,9 +223,14 @@ class Staging:
     def read_annotation(self, loc: int) -> Annotation:
         """The annotation line at ``loc`` (see :func:`location`), read and parsed again."""
         file_no, offset = split_location(loc)
-        with open(self.files[file_no], "rb") as fh:
-            fh.seek(offset)
-            return Annotation.from_line(fh.readline().decode("utf-8"))
+        fh = self._handles.get(file_no)
+        if fh is None:
+            fh = self._handles[file_no] = open(self.files[file_no], "rb")  # noqa: SIM115  (closed by close())
+        fh.seek(offset)
+        return Annotation.from_line(fh.readline().decode("utf-8"))
 
     def close(self) -> None:
+        """Closes the database and the annotation files opened by :meth:`read_annotation`."""
+        for fh in self._handles.values():
+            fh.close()
         self.db.close()

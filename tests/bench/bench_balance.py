@@ -8,8 +8,8 @@ about 600 characters, 64 distinct images under ``images/`` (every fourth row has
 middle and the top as in the paper's Fig. 2, and a share of lines for each rule: 3% bad format, 2% failed
 annotations, 3% exact duplicates, 1% over the length limit, plus 10 unparsable lines. Each run is the real command in
 a subprocess with the defaults (bins of 0.1, at most 15,000 rows per bin, so the 200k run fills its reservoirs and
-writes about 110k rows), measured as in ``bench_data_prep.py`` (its ``measure``: peak summed RSS of the process tree
-every 20 ms, ``ru_maxrss``, wall time).
+writes about 110k rows), measured as in ``bench_data_prep.py`` (peak summed RSS of the process tree every 20 ms,
+``ru_maxrss``, wall time) plus its CPU seconds, and lines per wall and per CPU second.
 
 Goal (issue 27): the peak (``ru_maxrss``) of the largest run within 20% of the smallest. ``--smoke`` runs 2,000 and
 4,000 lines and writes the same keys. Writes ``DIR/balance.json`` and prints it.
@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import psutil
 
 import bench_data_prep as _base  # the sibling script: this folder is on sys.path (run as a script, or by pytest)
 from sophiavl.data_prep.trm_build.annotation import Annotation
@@ -73,6 +78,30 @@ def make_folder(root: Path, n: int, seed: int = 0) -> None:
             f.write("{not json\n")
 
 
+def measure(cmd: list[str]) -> dict:
+    """``bench_data_prep.measure`` (wall, exit code, sampled tree RSS, ``ru_maxrss``) plus the command's CPU seconds
+    (user + system, from the same ``wait4``), which the machine's load does not inflate as it does the wall time."""
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    return {
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "peak_tree_rss_mb": round(peak / 2**20, 1),
+        "max_single_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder for balance.json")
@@ -87,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             make_folder(src, n)
             cmd = [sys.executable, "-m", "sophiavl.data_prep.trm_build", "balance", "--annotations", str(src),
                    "--out", str(out)]  # fmt: skip
-            m = _base.measure(cmd)
+            m = measure(cmd)
             report = json.loads((out / "report" / "report.json").read_text()) if m["exit_code"] == 0 else {}
             rows = report.get("rows", {})
             runs.append({"lines": n, **m, "lines_per_s": round((n + 10) / m["wall_s"]),
+                         "lines_per_cpu_s": round((n + 10) / max(m["cpu_s"], 0.01)),
                          "eligible": rows.get("eligible"), "selected": rows.get("selected"),
                          "rejected": rows.get("rejected"),
                          "lines_rejected": report.get("lines", {}).get("rejected")})  # fmt: skip
