@@ -13,7 +13,11 @@ import importlib
 from collections.abc import Sequence
 
 #: The subcommand modules, one per line, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("import_responses",)
+SUBCOMMANDS: tuple[str, ...] = (
+    "import_responses",
+    "annotate",
+    "balance",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
