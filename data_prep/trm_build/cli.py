@@ -13,8 +13,7 @@ import importlib
 from collections.abc import Sequence
 
 #: The subcommand modules, one per line, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = (
-)
+SUBCOMMANDS: tuple[str, ...] = ("annotate",)
 
 
 def build_parser() -> argparse.ArgumentParser:
