@@ -319,6 +319,7 @@ class Annotator:
             "images": {"written": self.store.written, "reused": self.store.reused},
             "judge": self.judge.snapshot(),
             "elapsed_s": round(time.monotonic() - started, 3),
+            "annotate_s": round(self.annotate_s, 3),  # the annotation loop alone (no set-up, no resume scan)
             "stopped": self.stopped,
             "complete": self.stopped is None,
             **extra,
@@ -350,9 +351,11 @@ class Annotator:
         scan = scan_done(self.out)
         self.store = ImageStore(self.out)
         writer = AnnotationWriter(self.out, args.tag or file_tag(self.model))
+        loop_started = time.monotonic()
         try:
             asyncio.run(self._annotate(rows, writer, scan.keys))
         finally:
+            self.annotate_s = time.monotonic() - loop_started
             writer.close()
             report = self._report(started, scan, {"annotations": writer.path.name, "prepared_rows": len(rows)})
             (self.out / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
