@@ -187,15 +187,15 @@ class Annotator:
     async def _ask(self, judge: LabelJudge, record: RolloutRecord, image: bytes | None) -> Labels:
         """The row's labels; in ``auto`` mode a 400 answered to structured output is asked again without it, and
         structured output stays off when that succeeds (the server does not take the field)."""
+        sent = judge.structured_style  # what this row's request carries (rows in flight may have been sent with it)
         labels = await judge.label(record.question, record.response, image)
-        if self.args.structured_output == "auto" and labels.status == 400 and judge.structured_style is not None:
-            style = judge.structured_style
+        if self.args.structured_output == "auto" and labels.status == 400 and sent is not None:
             judge.structured_style = None
             retry = await judge.label(record.question, record.response, image)
             if retry.status == 400:  # the row itself is refused, not the field
-                judge.structured_style = style
+                judge.structured_style = sent
             elif self.structured_note is None:
-                self.structured_note = f"off: the server answered 400 to {style!r} ({labels.detail[:200]})"
+                self.structured_note = f"off: the server answered 400 to {sent!r} ({labels.detail[:200]})"
             labels = retry
         return labels
 

@@ -176,6 +176,20 @@ def test_structured_output_auto_falls_back_when_the_server_rejects_it(tmp_path, 
     assert rep["active_at_end"] is False and "400" in rep["note"]
 
 
+def test_structured_output_fallback_with_rows_in_flight_loses_no_row(tmp_path, fake_judge):
+    prepared = synthetic_prepared(tmp_path / "prep", 16)
+    extra = [v["extra_info"] for v in read_prepared(prepared).values()]
+    write_rollouts(tmp_path / "roll", [rollout(f"r{i}", e) for i, e in enumerate(extra)])
+    fake_judge.reject_fields = {"structured_outputs"}
+    fake_judge.default = ("reply", "0.2")
+    fake_judge.latency_s = 0.02  # several requests carrying the field are in flight when the first 400 comes back
+    assert annotate(tmp_path / "out", tmp_path / "roll", prepared, fake_judge.base_url, "--concurrency", "8") == 0
+    lines = read_lines(tmp_path / "out")
+    assert sorted(a.rollout.rid for a in lines) == sorted(f"r{i}" for i in range(16))
+    assert all(a.scores == [0.2] and a.errors == [None] for a in lines)
+    assert report(tmp_path / "out")["sample_errors"] == {}
+
+
 def test_structured_output_off_and_guided_choice_style(tmp_path, fake_judge):
     prepared = synthetic_prepared(tmp_path / "prep", 1)
     extra = next(iter(read_prepared(prepared).values()))["extra_info"]
