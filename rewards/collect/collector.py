@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -81,6 +82,7 @@ class RolloutCollector:
         self._step: int | None = None
         self._step_written = 0
         self._step_skipped = 0
+        self._lock = threading.Lock()  # verl calls from one event loop; a threaded caller must not share a seq
 
     @property
     def path(self) -> str:
@@ -123,6 +125,10 @@ class RolloutCollector:
         """
         if not self.wants(extra_info):
             return None
+        with self._lock:
+            return self._add(extra_info, data_source, question, response, outcome, step, group)
+
+    def _add(self, extra_info, data_source, question, response, outcome, step, group) -> RolloutRecord | None:
         step = _scalar(step)
         step = None if step is None else int(step)
         if step != self._step:
