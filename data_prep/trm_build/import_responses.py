@@ -34,6 +34,8 @@ from typing import Any
 
 from sophiavl.rewards.collect import RolloutRecord, ShardWriter
 
+from .prepared_rows import PREPARED_GLOBS
+
 COMMAND = "import-responses"
 HELP = "responses made elsewhere (JSONL of split, index, response) -> rollout shards, Ro scored from the prepared rows"
 
@@ -157,7 +159,7 @@ def prepared_rows(data_dir: Path, wanted: set[tuple[str, int]]) -> dict[tuple[st
     """
     import pyarrow.parquet as pq
 
-    files = sorted(Path(data_dir).glob("*.parquet"))
+    files = sorted({p for glob in PREPARED_GLOBS for p in Path(data_dir).glob(glob)})
     if not files:
         raise FileNotFoundError(f"no prepared parquet in {data_dir} (make prepare-data writes <dir>/train-*.parquet)")
     found: dict[tuple[str, int], PreparedRow] = {}

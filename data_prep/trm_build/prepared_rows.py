@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-#: The prepared data's file names (``train-00000.parquet``, ``val-00003.parquet``, ...).
-PREPARED_GLOBS = ("train-*.parquet", "val-*.parquet")
+#: The prepared data's file names: ``train-00000.parquet``, ``val-00003.parquet``, ... as ``make prepare-data`` writes
+#: them, and a single ``train.parquet`` / ``val.parquet`` as many verl users keep them.
+PREPARED_GLOBS = ("train*.parquet", "val*.parquet")
 
 
 class RowNotFound(KeyError):
@@ -52,7 +53,7 @@ class PreparedRows:
             raise FileNotFoundError(f"no prepared data folder {folder}")
         self.files = sorted({p for glob in PREPARED_GLOBS for p in folder.glob(glob)})
         if not self.files:
-            raise FileNotFoundError(f"no prepared parquet (train-*.parquet, val-*.parquet) in {folder}")
+            raise FileNotFoundError(f"no prepared parquet (train*.parquet, val*.parquet) in {folder}")
         self.cache_groups = max(1, int(cache_groups))
         self._index: dict[tuple[str, int], tuple[int, int, int, str]] = {}
         self._cache: OrderedDict[tuple[int, int], list] = OrderedDict()
