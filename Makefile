@@ -73,6 +73,13 @@ demo-eval: e2e-venv
 demo-trm: e2e-venv
 	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python examples/cpu/demo_trm.py $(DEMO_TRM_ARGS)
 
+# The thinking-reward data build on CPU (docs/trm-data-build.md): the CPU demo's GRPO run collects its rollouts, the
+# tiny judge on loopback vLLM annotates them, balance -> the Thinking-156k converter -> one SFT step of sophiavl_trm.
+# DEMO_TRM_DATA_ARGS: options (e.g. "--steps 2 --max 5") and Hydra overrides of the SFT step.
+.PHONY: demo-trm-data
+demo-trm-data: e2e-venv
+	timeout --foreground -k 60 $(DEMO_TIMEOUT) $(E2E_VENV)/bin/python examples/cpu/demo_trm_data.py $(DEMO_TRM_DATA_ARGS)
+
 # Each benchmark script tests/bench/bench_*.py writes bench-results/<name>.json and prints its ratios.
 bench: install
 	mkdir -p bench-results

@@ -14,6 +14,10 @@ With ``reward.thinking_rm.enable=false`` no judge is built and no call is made: 
 
 A failed judgement is never turned into 0: ``thinking`` stays NaN and the trust sampler decides (it stops the run
 past ``reward.thinking_rm.max_failure_rate``).
+
+With ``reward.collect.dir`` set, every scored training response is also written there as a rollout record (its row's
+identity, question, response, ``Ro``, verl's step and group uid), for the thinking-reward data build
+(:mod:`sophiavl.rewards.collect`, docs/trm-data-build.md).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from sophiavl.rewards.collect.collector import RolloutCollector
+from sophiavl.rewards.collect.config import CollectConfig
 from sophiavl.rewards.outcome import compute_score as outcome_compute_score
 from sophiavl.rewards.outcome.score import format_ok as passes_format
 from sophiavl.rewards.reward_info import RewardInfo, sample_keys
@@ -67,7 +73,7 @@ class ThinkingRewardManager(RewardManagerBase):
     """Scores one response: ``Ro`` by the outcome function, ``Rt`` by the thinking reward model (training rows).
 
     Args:
-        config: verl's whole trainer config (reads ``reward.thinking_rm``, ``reward.num_workers``,
+        config: verl's whole trainer config (reads ``reward.thinking_rm``, ``reward.collect``, ``reward.num_workers``,
             ``reward.reward_model.model_path`` and ``algorithm.trust_grpo``).
         tokenizer: the policy's tokenizer (decodes the response).
         compute_score: the outcome function verl loaded from ``reward.custom_reward_function``; verl's generic
@@ -94,6 +100,8 @@ class ThinkingRewardManager(RewardManagerBase):
         self.reward_router_address = reward_router_address
         self.reward_model_tokenizer = reward_model_tokenizer
         self.sample_keys = sample_keys(self.rm_cfg.samples)
+        collect = CollectConfig.from_config(_select(config, "reward.collect"))
+        self.collector = RolloutCollector(collect) if collect.enabled else None
         self.judge: ThinkingJudge | None = None
         if not self.rm_cfg.enable:
             return  # no thinking reward: no judge, no endpoint needed
@@ -167,6 +175,17 @@ class ThinkingRewardManager(RewardManagerBase):
             ground_truth=ground_truth,
             extra_info=extra_info,
         )
+
+        if self.collector is not None:
+            self.collector.add(
+                extra_info,
+                non_tensor.get("data_source"),
+                str(extra_info.get("question") or question_text(non_tensor.get("raw_prompt"))),
+                response,
+                outcome,
+                step=non_tensor.get("global_steps"),
+                group=non_tensor.get("uid"),
+            )
 
         thinking, status, error, latency = float("nan"), STATUS_SKIPPED, 0, 0.0
         per_sample = [float("nan")] * len(self.sample_keys)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sophiavl.rewards.collect import RECORD_VERSION, RolloutRecord
@@ -47,9 +47,10 @@ class Annotation:
 
     def to_line(self) -> str:
         """The annotation as one JSON line, newline included."""
-        data = asdict(self)
         rollout = json.loads(self.rollout.to_line())
         rollout.pop("v")
+        # the fields in declaration order, as dataclasses.asdict lists them (without its deep copy of the rollout)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["rollout"] = rollout
         return json.dumps({"v": ANNOTATION_VERSION, **data}, ensure_ascii=False) + "\n"
 

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 #: The subcommand modules, one per line, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
+    "import_responses",
+    "annotate",
+    "balance",
 )
 
 

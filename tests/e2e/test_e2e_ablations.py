@@ -5,7 +5,9 @@ and 5). Two demo runs, sharing the session's rows and tiny models (tests/support
   single-turn agent loop raises on purpose for every session of some groups and for session 0 of the others
   (examples/cpu/agent_loops); verl pads each step's batch, and the run must train through both steps with the pad rows
   counted (``trust/pad_rows``) and kept out of the advantages;
-* ``sophiavl_grpo``: the outcome-only baseline on verl's own ``grpo`` estimator and replay buffer, no judge at all.
+* ``sophiavl_grpo``: the outcome-only baseline on verl's own ``grpo`` estimator and replay buffer, no judge at all;
+  it also collects its rollouts (``reward.collect.dir``; the run is the session fixture ``grpo_run`` of
+  tests/e2e/conftest.py, whose shards tests/e2e/test_e2e_trm_data.py reuses).
 
 Needs the e2e venv (skipped without it, failed under SOPHIAVL_E2E=require as `make test` sets).
 """
@@ -27,11 +29,6 @@ MULTIPLE = 16
 def failed_run(tmp_path_factory):
     args = ["--recipe", "sophiavl_variance", "--failed-sessions", "--steps", "2", "--group-size", str(GROUP)]
     return harness.run_demo(tmp_path_factory, "e2e-failed-variance", args)
-
-
-@pytest.fixture(scope="module")
-def grpo_run(tmp_path_factory):
-    return harness.run_demo(tmp_path_factory, "e2e-grpo", ["--recipe", "sophiavl_grpo", "--steps", "1"])
 
 
 def test_failed_sessions_train_through_every_step(failed_run):
@@ -90,6 +87,38 @@ def test_grpo_baseline_runs_on_verl_grpo_without_a_judge(grpo_run):
     assert step["critic/rewards/mean"] == pytest.approx(step["critic/score/mean"], abs=1e-6)
     assert 0.0 <= step["critic/score/mean"] <= 1.0
     assert math.isfinite(step["actor/pg_loss"]) and math.isfinite(step["critic/advantages/mean"])
+
+
+def test_grpo_run_collects_one_record_per_scored_response(grpo_run, grpo_rollouts):
+    """Issue 27, section 1: every scored training response of the run is in the shards, with its step, its group
+    (verl's uid) and the identity of a row of the run's prepared parquet."""
+    import pyarrow.parquet as pq
+
+    from sophiavl.rewards.collect import ShardReadStats, iter_shard_records
+
+    stats = ShardReadStats()
+    records = list(iter_shard_records(grpo_rollouts, stats))
+    assert stats.shards == 1 and stats.rejected == {}  # reward.num_workers=1: one reward worker, one shard
+    assert len(records) == 1 * BATCH * 8  # 1 step x 4 prompts x rollout.n 8 (demo.py's default group size)
+    assert {r.step for r in records} == {1} and {r.source for r in records} == {"grpo"}
+    groups: dict[str, int] = {}
+    for r in records:
+        groups[r.group] = groups.get(r.group, 0) + 1
+    assert sorted(groups.values()) == [8] * BATCH
+    assert len({r.rid for r in records}) == len(records)
+    rows = pq.read_table(grpo_run.assets / "rows" / "train.parquet", columns=["data_source", "extra_info"]).to_pylist()
+    by_id = {(row["extra_info"]["split"], row["extra_info"]["index"]): row for row in rows}
+    for r in records:
+        row = by_id[(r.split, r.index)]
+        info = row["extra_info"]
+        assert (r.problem_id, r.problem_type, r.question, r.data_source) == (
+            info["problem_id"], info["problem_type"], info["question"], row["data_source"])  # fmt: skip
+    assert len({(r.split, r.index) for r in records}) == BATCH  # one row per group
+    # the recorded Ro are the scores verl trained on: their mean is verl's critic/score/mean of the step
+    (step,) = grpo_run.summary["steps"]
+    assert sum(r.outcome for r in records) / len(records) == pytest.approx(step["critic/score/mean"], abs=1e-6)
+    log = (grpo_run.work / "train.log").read_text(errors="replace")
+    assert f"[sophiavl collect] writing scored responses to {grpo_rollouts}/rollouts-" in log
 
 
 def test_no_process_left_behind(failed_run, grpo_run):

@@ -14,6 +14,9 @@ one when the queue is empty:
 - ``("raw", body)``: 200 with ``body`` bytes as the JSON body (malformed JSON, wrong shapes);
 - ``("script", fn)``: ``fn(payload)`` (called with the request's JSON) returns one of the behaviours above, so a
   reply (or a fault) can be scripted from what was asked, whatever order concurrent requests arrive in.
+
+A request that carries a top-level field named in :attr:`FakeJudgeServer.reject_fields` (e.g. ``structured_outputs``)
+is answered 400 before any behaviour is taken, as a server that does not support that field would.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class FakeJudgeServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.models = ["fake-thinking-rm"]
+        self.reject_fields: set[str] = set()
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -63,6 +67,7 @@ class FakeJudgeServer:
             self.queue.clear()
             self.requests.clear()
             self.headers.clear()
+            self.reject_fields = set()
 
     def _next(self) -> tuple:
         with self._lock:
@@ -78,6 +83,9 @@ class FakeJudgeServer:
         with self._lock:
             self.requests.append(payload)
             self.headers.append(dict(request.headers))
+        rejected = sorted(self.reject_fields & set(payload))
+        if rejected:
+            return web.json_response({"error": {"message": f"unsupported field(s) {rejected}"}}, status=400)
         behaviour = self._next()
         if behaviour[0] == "script":
             behaviour = behaviour[1](payload)
