@@ -108,11 +108,23 @@ def _count_lines(folders: list[str]) -> int:
     return total
 
 
-def _progress(total: int, disable: bool):
-    """A progress bar on stderr with rate and ETA (tqdm, which ``datasets`` installs)."""
+class _NoBar:
+    """What ``--no-progress`` shows: nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(folders: list[str], disable: bool):
+    """A progress bar on stderr with rate and ETA over the shards' lines (tqdm, which ``datasets`` installs)."""
+    if disable:
+        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="row", file=sys.stderr, disable=disable, mininterval=1.0, dynamic_ncols=True)
+    return tqdm(total=_count_lines(folders), unit="row", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
 
 
 class Annotator:
@@ -238,7 +250,7 @@ class Annotator:
         twice that many rows, images included, are held at once); each worker asks the judge and writes the line."""
         store = self.store
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.args.concurrency)
-        bar = _progress(_count_lines(self.args.rollouts), self.args.no_progress)
+        bar = _progress(self.args.rollouts, self.args.no_progress)
 
         async def worker() -> None:
             while (item := await queue.get()) is not None:
