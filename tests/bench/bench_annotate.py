@@ -8,6 +8,10 @@ warm-up leaves it out; ``ours_cold_s`` is the 1024-row run whole. Compared in on
 ``1024 x 0.05 / 64`` seconds and with a sequential client (one blocking ``httpx.post`` per row, the same request: the
 released code's pattern), every row measured.
 
+Control: the judge client alone (``bench_judge``'s measure: 1024 judgements after a warm-up) on the same server in
+the same run, so that a loaded machine shows up in both figures; ``ratio_ours_to_judge_client`` is what annotation
+adds over the client it is built on.
+
 Memory: peak RSS of an ``annotate`` subprocess (``os.wait4``'s ``ru_maxrss``) for 50k and for 200k generated rows
 against a zero-latency server (2048 prepared rows, small images): annotation keeps no per-row state but an 8-byte
 resume key, so the peak should stay flat (within 20 %).
@@ -21,6 +25,7 @@ The servers run in subprocesses (``fake_judge_server.py``) so that they do not s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import pathlib
@@ -78,6 +83,14 @@ def ours(tmp: pathlib.Path, prepared: pathlib.Path, base_url: str, n: int) -> di
     return report
 
 
+async def judge_client(base_url: str) -> tuple[float, dict]:
+    """The judge client alone on the same server: the judge benchmark's measure (1024 judgements at concurrency 64
+    after a warm-up), the floor ``annotate`` builds on."""
+    import bench_judge  # tests/bench, this script's folder
+
+    return await bench_judge.ours(base_url)
+
+
 def sequential(prepared: pathlib.Path, n: int, base_url: str) -> float:
     """One blocking request per row, with the row's image, the labelling prompt and the reply parsed."""
     import httpx
@@ -129,6 +142,7 @@ def main() -> None:
         try:
             cold = ours(tmp, prepared, base_url, n)
             double = ours(tmp, prepared, base_url, 2 * n)
+            client_s, _ = asyncio.run(judge_client(base_url))
             seq_s = sequential(prepared, n, base_url)
         finally:
             proc.terminate()
@@ -155,6 +169,8 @@ def main() -> None:
         "ours_2n_s": double["annotate_s"],
         "ratio_ours_cold_to_ideal": cold["annotate_s"] / ideal_s,
         "ours_latency_p50_s": double["judge"]["latency_p50_s"],
+        "judge_client_s": client_s,  # ThinkingJudge alone, 1024 judgements (bench_judge's measure), same server
+        "ratio_ours_to_judge_client": ours_s / client_s * 1024 / n,
         "sequential_s": seq_s,
         "sequential_measured_on": n,  # every row measured, nothing extrapolated
         "ratio_ours_to_ideal": ours_s / ideal_s,
@@ -174,7 +190,8 @@ def main() -> None:
     mem = ", ".join(f"{m['rows']} rows {m['peak_rss_mib']:.0f} MiB ({m['rows_per_s']:.0f} rows/s)" for m in memory)
     print(
         f"annotate: ours {ours_s:.3f} s, ideal {ideal_s:.3f} s (ratio {result['ratio_ours_to_ideal']:.3f}, goal <= "
-        f"1.25; cold {result['ratio_ours_cold_to_ideal']:.3f}); sequential {seq_s:.2f} s "
+        f"1.25; cold {result['ratio_ours_cold_to_ideal']:.3f}; judge client alone {client_s:.3f} s); "
+        f"sequential {seq_s:.2f} s "
         f"(speed-up {result['speedup_vs_sequential']:.1f}x, goal >= 40x); "
         f"peak RSS {mem} (ratio {growth:.3f}, goal <= 1.2)"
     )
