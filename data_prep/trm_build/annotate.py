@@ -108,11 +108,23 @@ def _count_lines(folders: list[str]) -> int:
     return total
 
 
-def _progress(total: int, disable: bool):
-    """A progress bar on stderr with rate and ETA (tqdm, which ``datasets`` installs)."""
+class _NoBar:
+    """What ``--no-progress`` shows: nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(folders: list[str], disable: bool):
+    """A progress bar on stderr with rate and ETA over the shards' lines (tqdm, which ``datasets`` installs)."""
+    if disable:
+        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="row", file=sys.stderr, disable=disable, mininterval=1.0, dynamic_ncols=True)
+    return tqdm(total=_count_lines(folders), unit="row", file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
 
 
 class Annotator:
@@ -234,19 +246,25 @@ class Annotator:
     # ------------------------------------------------------------------ the run
 
     async def _annotate(self, rows: PreparedRows, writer: AnnotationWriter, done: set[int]) -> None:
+        """Reads the rollouts and hands the rows to ``--concurrency`` workers through a bounded queue (memory: at most
+        twice that many rows, images included, are held at once); each worker asks the judge and writes the line."""
         store = self.store
-        window = 2 * self.args.concurrency
-        pending: dict[asyncio.Task, tuple[RolloutRecord, list[str]]] = {}
-        bar = _progress(_count_lines(self.args.rollouts), self.args.no_progress)
+        queue: asyncio.Queue = asyncio.Queue(maxsize=self.args.concurrency)
+        bar = _progress(self.args.rollouts, self.args.no_progress)
 
-        async def drain(limit: int) -> None:
-            while len(pending) > limit and not self.stopped:
-                finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    record, names = pending.pop(task)
-                    self._finish(writer, record, names, task.result())  # a reply that came is kept, even after a stop
-                    bar.update(1)
+        async def worker() -> None:
+            while (item := await queue.get()) is not None:
+                record, names, image = item
+                if not self.stopped:
+                    try:
+                        labels = await self._ask(self.judge, record, image)
+                        self._finish(writer, record, names, labels)  # a reply that came is kept, even after a stop
+                    except Exception as exc:  # a bug must stop the run, not leave the reader waiting on a full queue
+                        self.stopped = f"internal error on rollout {record.rid}: {exc!r}"
+                        raise
+                bar.update(1)
 
+        workers = [asyncio.ensure_future(worker()) for _ in range(self.args.concurrency)]
         try:
             for record in _records(self.args.rollouts, self.stats):
                 if self.stopped:
@@ -266,14 +284,15 @@ class Annotator:
                     self._write(writer, Annotation(record, self.model, self.template.sha256, row_error=str(exc)))
                     bar.update(1)
                     continue
-                pending[asyncio.ensure_future(self._ask(self.judge, record, image))] = (record, names)
-                await drain(window - 1)
-            await drain(0)
+                await queue.put((record, names, image))
+            if not self.stopped:
+                for _ in workers:
+                    await queue.put(None)
+                await asyncio.gather(*workers)
         finally:
-            for task in pending:
+            for task in workers:  # after an outage (or an error): the rows in flight are dropped, a rerun asks them
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             bar.close()
             await self.judge.aclose()
 

@@ -47,9 +47,11 @@ class Annotation:
 
     def to_line(self) -> str:
         """The annotation as one JSON line, newline included."""
-        rollout = json.loads(self.rollout.to_line())
-        rollout.pop("v")
-        # the fields in declaration order, as dataclasses.asdict lists them (without its deep copy of the rollout)
+        # the fields in declaration order, as dataclasses.asdict lists them, without its deep copies (they cost more
+        # than the rest of the line); the rollout as in its own line (RolloutRecord.to_line), without "v"
+        rollout = {f.name: getattr(self.rollout, f.name) for f in fields(self.rollout)}
+        if rollout["outcome"] is not None and not math.isfinite(rollout["outcome"]):
+            rollout["outcome"] = None
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["rollout"] = rollout
         return json.dumps({"v": ANNOTATION_VERSION, **data}, ensure_ascii=False) + "\n"

@@ -284,3 +284,15 @@ def test_missing_folders_are_usage_errors(tmp_path, fake_judge):
     assert annotate(tmp_path / "out", tmp_path / "nope", prepared, fake_judge.base_url) == 2
     assert annotate(tmp_path / "out", tmp_path / "prep", tmp_path / "nodata", fake_judge.base_url) == 2
     assert fake_judge.requests == []
+
+
+def test_a_rollout_id_that_comes_twice_is_annotated_once(tmp_path, fake_judge):
+    prepared = synthetic_prepared(tmp_path / "prep", 2)
+    extra = [v["extra_info"] for v in read_prepared(prepared).values()]
+    write_rollouts(tmp_path / "roll", [rollout("a", extra[0]), rollout("b", extra[1])], tag="one")
+    write_rollouts(tmp_path / "roll", [rollout("a", extra[0])], tag="two")  # the same rid in a second shard
+    assert annotate(tmp_path / "out", tmp_path / "roll", prepared, fake_judge.base_url) == 0
+    assert sorted(a.rollout.rid for a in read_lines(tmp_path / "out")) == ["a", "b"]
+    assert len(fake_judge.requests) == 2
+    rows = report(tmp_path / "out")["rows"]
+    assert rows["read"] == 3 and rows["written"] == 2 and rows["skipped_done"] == 1

@@ -4,6 +4,7 @@ the prepared-row lookup (row-group reads, LRU cache, path-mode images), the imag
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,10 +12,12 @@ import pytest
 
 from sophiavl.data_prep.imagecheck import ImageRejected
 from sophiavl.data_prep.schema import row_schema
+from sophiavl.data_prep.trm_build.annotation import Annotation
 from sophiavl.data_prep.trm_build.annotation_files import AnnotationWriter, file_tag, pair_key, scan_done
 from sophiavl.data_prep.trm_build.image_store import ImageStore
 from sophiavl.data_prep.trm_build.labelling import GRID_CHOICES, label_template, parse_label
 from sophiavl.data_prep.trm_build.prepared_rows import PreparedRows, RowNotFound
+from sophiavl.rewards.collect import RolloutRecord
 from sophiavl.rewards.trm.prompt import load_template
 from sophiavl_testing.annotate_helpers import png, synthetic_prepared
 
@@ -140,3 +143,15 @@ def test_annotation_writer_starts_a_fresh_line_after_a_torn_one_and_the_scan_cou
     assert pair_key("a", "j") != pair_key("a", "k")
     assert file_tag("Qwen/Qwen2.5-VL-72B-Instruct") == "Qwen--Qwen2.5-VL-72B-Instruct"
     assert file_tag("a b:c") == "a_b_c"
+
+
+def test_an_annotation_line_holds_the_rollout_as_its_own_line_does():
+    record = RolloutRecord("a", "train", 1, "p", "d", "numerical", "q?", "r", float("nan"), 3, "g", "grpo")
+    line = Annotation(record, "judge", "h", ["x.png"], [0.1], ["0.1"], [None]).to_line()
+    own = json.loads(record.to_line())
+    own.pop("v")
+    data = json.loads(line)
+    assert list(data) == ["v", "rollout", "judge_model", "prompt_sha256", "images", "scores", "raw", "errors",
+                          "row_error"]  # fmt: skip
+    assert list(data["rollout"].items()) == list(own.items()) and data["rollout"]["outcome"] is None
+    assert Annotation.from_line(line).rollout.rid == "a"
