@@ -83,12 +83,12 @@ def ours(tmp: pathlib.Path, prepared: pathlib.Path, base_url: str, n: int) -> di
     return report
 
 
-async def judge_client(base_url: str) -> tuple[float, dict]:
-    """The judge client alone on the same server: the judge benchmark's measure (1024 judgements at concurrency 64
+async def judge_client(base_url: str, n: int) -> tuple[float, dict]:
+    """The judge client alone on the same server: the judge benchmark's measure (``n`` judgements at concurrency 64
     after a warm-up), the floor ``annotate`` builds on."""
     import bench_judge  # tests/bench, this script's folder
 
-    return await bench_judge.ours(base_url)
+    return await bench_judge.ours(base_url, n)
 
 
 def sequential(prepared: pathlib.Path, n: int, base_url: str) -> float:
@@ -142,7 +142,7 @@ def main() -> None:
         try:
             cold = ours(tmp, prepared, base_url, n)
             double = ours(tmp, prepared, base_url, 2 * n)
-            client_s, _ = asyncio.run(judge_client(base_url))
+            client_s, _ = asyncio.run(judge_client(base_url, n))
             seq_s = sequential(prepared, n, base_url)
         finally:
             proc.terminate()
