@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import re
 import sys
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sophiavl.recipes.cluster_layout import CPUS_PER_GPU, padded_rows, place_pools, replica_problems
+from sophiavl.recipes.preflight_values import ConfigValues
 
 #: Hydra app (config name in ``verl.trainer.config``) of each entry point.
 ENTRIES = {"ppo": "ppo_trainer", "sft": "sft_trainer_engine"}
@@ -49,15 +51,18 @@ class Report:
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
 
-    def run(self, what: str, check: Callable[[], Any]) -> Any:
-        """Runs ``check``; an exception becomes problem lines prefixed by ``what``. Returns its result or None."""
+    def run(self, what: str, check: Callable[[], Any], record: bool = True) -> Any:
+        """Runs ``check``; an exception becomes problem lines prefixed by ``what`` (the problems and layout lines the
+        check added before it are kept). Returns its result or None. ``record``: name ``what`` among the passed
+        checks when it passes."""
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # verl prints "checks passed" banners
                 result = check()
         except Exception as exc:  # noqa: BLE001  (every failure of a check is a problem to report)
             self.problems.extend(f"{what}: {line}" for line in problem_lines(exc))
             return None
-        self.checked.append(what)
+        if record:
+            self.checked.append(what)
         return result
 
 
@@ -140,7 +145,9 @@ def check_ppo(cfg: Any, node_gpus: int, node_cpus: int | None, nodes: int | None
         trainer = report.run("building verl's trainer and its sampler", lambda: _build_trainer(cfg))
     if trainer is not None:
         report.run("verl's resource pools (_init_resource_pool_mgr)", trainer._init_resource_pool_mgr)
-    _ppo_layout(cfg, trainer, report, node_gpus, node_cpus, nodes)
+    # the layout reads every value through ConfigValues (a bad one is a problem line); the guard only turns a
+    # failure nobody foresaw into a problem line too, keeping what was found before it
+    report.run("the layout check", lambda: _ppo_layout(cfg, trainer, report, node_gpus, node_cpus, nodes), record=False)
     return report
 
 
@@ -167,23 +174,48 @@ def _build_trainer(cfg: Any) -> Any:
     return trainer
 
 
-def _actor_dp(cfg: Any, gpus: int) -> int:
-    actor = cfg.actor_rollout_ref.actor
-    if _get(cfg, "actor_rollout_ref.actor.strategy", "fsdp") == "megatron":
-        m = actor.megatron
-        return gpus // max(1, m.tensor_model_parallel_size * m.pipeline_model_parallel_size * m.context_parallel_size)
-    return gpus // max(1, int(_get(cfg, "actor_rollout_ref.actor.ulysses_sequence_parallel_size", 1)))
+def _actor_dp(v: ConfigValues, gpus: int, gpu_words: str) -> tuple[int | None, str]:
+    """The actor's data-parallel size on ``gpus`` GPUs (``gpu_words`` says where they come from) and how it comes
+    about (keys named), or None (a problem recorded) when its model-parallel sizes are bad or do not divide them."""
+    if v.text("actor_rollout_ref.actor.strategy", "fsdp") == "megatron":
+        keys = [
+            f"actor_rollout_ref.actor.megatron.{k}_parallel_size" for k in ("tensor_model", "pipeline_model", "context")
+        ]
+        sizes = [v.count(k) for k in keys]
+        if None in sizes:
+            return None, ""
+        model = sizes[0] * sizes[1] * sizes[2]
+        what = " x ".join(f"{k}={s}" for k, s in zip(keys, sizes, strict=True))
+    else:
+        key = "actor_rollout_ref.actor.ulysses_sequence_parallel_size"
+        model = v.count(key)
+        if model is None:
+            return None, ""
+        what = f"{key}={model}"
+    if gpus % model:
+        v.problem(what.split("=")[0], f"{what} does not divide the trainer's {gpu_words}: no data-parallel layout")
+        return None, ""
+    return gpus // model, f"{gpu_words}" + (f" / {what}" if model > 1 else "")
 
 
 def _ppo_layout(cfg: Any, trainer: Any, report: Report, node_gpus: int, node_cpus: int | None, nodes: int | None):
-    trainer_nodes, per_node = int(cfg.trainer.nnodes), int(cfg.trainer.n_gpus_per_node)
-    gpus = trainer_nodes * per_node
-    rm = cfg.reward.reward_model
-    pools = {"global_pool": [per_node] * trainer_nodes}
-    if bool(rm.enable_resource_pool):
-        pools["reward_pool"] = [int(rm.n_gpus_per_node)] * int(rm.nnodes)
-    if trainer is not None and getattr(trainer, "resource_pool_manager", None) is not None:
-        pools = {k: list(v) for k, v in trainer.resource_pool_manager.resource_pool_spec.items()}
+    v = ConfigValues(cfg, report.problems)
+    trainer_nodes, per_node = v.count("trainer.nnodes"), v.count("trainer.n_gpus_per_node")
+    gpus = trainer_nodes * per_node if trainer_nodes and per_node else None
+    rm_enable = v.flag("reward.reward_model.enable")
+    rm_own_pool = v.flag("reward.reward_model.enable_resource_pool")
+    rm_nodes = rm_per_node = None
+    pools: dict[str, list[int]] = {}
+    if gpus:
+        pools["global_pool"] = [per_node] * trainer_nodes
+    if rm_own_pool:
+        rm_nodes, rm_per_node = v.count("reward.reward_model.nnodes"), v.count("reward.reward_model.n_gpus_per_node")
+        if rm_nodes and rm_per_node:
+            pools["reward_pool"] = [rm_per_node] * rm_nodes
+    spec = getattr(trainer, "resource_pool_manager", None)
+    spec = getattr(spec, "resource_pool_spec", None) or {}
+    if gpus and all(isinstance(g, int) and not isinstance(g, bool) for e in spec.values() for g in e):
+        pools = {name: list(entries) for name, entries in spec.items()} or pools
 
     if trainer is not None:
         report.layout.append(
@@ -198,64 +230,77 @@ def _ppo_layout(cfg: Any, trainer: Any, report: Report, node_gpus: int, node_cpu
             f"  node {i}: {groups}; {node.used_gpus}/{node_gpus} GPUs, {CPUS_PER_GPU * node.used_gpus} CPUs reserved"
         )
 
-    ro = cfg.actor_rollout_ref.rollout
-    tp, dp_r, pp = int(ro.tensor_model_parallel_size), int(ro.data_parallel_size), int(ro.pipeline_model_parallel_size)
-    roles = "actor + rollout" + (" + reference" if _get(cfg, "actor_rollout_ref.actor.use_kl_loss", False) else "")
-    report.layout.append(
-        f"pool global_pool: {trainer_nodes} x {per_node} GPUs: {roles}; {gpus // max(1, tp * dp_r * pp)} vLLM "
-        f"replica(s) of TP {tp} x DP {dp_r} x PP {pp}"
-    )
-    hybrid = replica_problems(
-        "actor_rollout_ref.rollout.{tensor,data,pipeline}_model_parallel_size", gpus, tp, dp_r, pp, per_node
-    )
-    # the hybrid workers assert it (ActorRolloutRefWorker.init_model): idle GPUs are not an option there
-    report.problems.extend(p.replace("leaves", "fails (verl asserts it) and would leave") for p in hybrid)
-    judge_replicas = 0
-    if bool(rm.enable):
-        rr = rm.rollout
-        rtp, rdp, rpp = (
-            int(rr.tensor_model_parallel_size),
-            int(rr.data_parallel_size),
-            int(rr.pipeline_model_parallel_size),
-        )
-        rm_gpus = int(rm.nnodes) * int(rm.n_gpus_per_node) if bool(rm.enable_resource_pool) else gpus
-        judge_replicas = rm_gpus // max(1, rtp * rdp * rpp)
-        where = "reward_pool" if bool(rm.enable_resource_pool) else "global_pool (colocated)"
+    replica = _replica_sizes(v, "actor_rollout_ref.rollout")
+    if gpus and replica:
+        tp, dp_r, pp = replica
+        roles = "actor + rollout" + (" + reference" if v.flag("actor_rollout_ref.actor.use_kl_loss") else "")
         report.layout.append(
-            f"pool {where}: reward model {rm.model_path}; {judge_replicas} vLLM replica(s) of "
-            f"TP {rtp} x DP {rdp} x PP {rpp}"
+            f"pool global_pool: {trainer_nodes} x {per_node} GPUs: {roles}; {gpus // (tp * dp_r * pp)} vLLM "
+            f"replica(s) of TP {tp} x DP {dp_r} x PP {pp}"
         )
-        report.problems.extend(
-            replica_problems(
-                "reward.reward_model.rollout.{tensor,data,pipeline}_model_parallel_size",
-                rm_gpus,
-                rtp,
-                rdp,
-                rpp,
-                int(rm.n_gpus_per_node),
+        hybrid = replica_problems(
+            "actor_rollout_ref.rollout.{tensor,data,pipeline}_model_parallel_size", gpus, tp, dp_r, pp, per_node
+        )
+        # the hybrid workers assert it (ActorRolloutRefWorker.init_model): idle GPUs are not an option there
+        report.problems.extend(p.replace("leaves", "fails (verl asserts it) and would leave") for p in hybrid)
+    if rm_enable:
+        rm_gpus = (rm_nodes * rm_per_node if rm_nodes and rm_per_node else None) if rm_own_pool else gpus
+        rm_replica = _replica_sizes(v, "reward.reward_model.rollout")
+        if rm_gpus and rm_replica:
+            rtp, rdp, rpp = rm_replica
+            where = "reward_pool" if rm_own_pool else "global_pool (colocated)"
+            report.layout.append(
+                f"pool {where}: reward model {v.text('reward.reward_model.model_path')}; "
+                f"{rm_gpus // (rtp * rdp * rpp)} vLLM replica(s) of TP {rtp} x DP {rdp} x PP {rpp}"
             )
-        )
+            report.problems.extend(
+                replica_problems(
+                    "reward.reward_model.rollout.{tensor,data,pipeline}_model_parallel_size",
+                    rm_gpus,
+                    rtp,
+                    rdp,
+                    rpp,
+                    rm_per_node if rm_own_pool else per_node,
+                )
+            )
 
-    if bool(_get(cfg, "trainer.val_only", False)):
+    if v.flag("trainer.val_only"):
         report.layout.append("validation only (trainer.val_only=true): no training step")
         return
-    _batch_layout(cfg, trainer, report, gpus)
+    gpu_words = f"{gpus} GPUs (trainer.nnodes={trainer_nodes} x trainer.n_gpus_per_node={per_node})"
+    _batch_layout(v, trainer, report, gpus, gpu_words)
 
 
-def _batch_layout(cfg: Any, trainer: Any, report: Report, gpus: int) -> None:
-    import math
+def _replica_sizes(v: ConfigValues, section: str) -> tuple[int, int, int] | None:
+    """``(tensor, data, pipeline)`` parallel sizes of a vLLM replica under ``section``; None when one is bad."""
+    sizes = [v.count(f"{section}.{k}_parallel_size") for k in ("tensor_model", "data", "pipeline_model")]
+    return None if None in sizes else (sizes[0], sizes[1], sizes[2])
 
-    n = int(cfg.actor_rollout_ref.rollout.n)
-    prompts = int(cfg.data.train_batch_size)
-    sync_steps = 1
-    if trainer is not None:
-        sync_steps = int(getattr(trainer, "parameter_sync_step", 1) or 1)
+
+def _batch_layout(v: ConfigValues, trainer: Any, report: Report, gpus: int | None, gpu_words: str) -> None:
+    n = v.count("actor_rollout_ref.rollout.n")
+    prompts = v.count("data.train_batch_size")
+    mini_prompts = v.count("actor_rollout_ref.actor.ppo_mini_batch_size")
+    epochs = v.count("actor_rollout_ref.actor.ppo_epochs")
+    dp, dp_words = _actor_dp(v, gpus, gpu_words) if gpus else (None, "")
+    if v.flag("reward.thinking_rm.enable"):
+        samples = v.count("reward.thinking_rm.samples")
+    else:
+        samples = 0
+    if None in (n, prompts, mini_prompts, epochs, dp):
+        _micro_batch_problems(v, None, None, "", "")
+        report.layout.append("rows per step: not computed (see the problems)")
+        return
+    sync_steps = int(getattr(trainer, "parameter_sync_step", 1) or 1) if trainer is not None else 1
     rows = prompts // sync_steps * n
-    dp = _actor_dp(cfg, gpus)
-    mini = int(cfg.actor_rollout_ref.actor.ppo_mini_batch_size) * n
-    multiple = trainer._get_required_batch_multiple(dp) if trainer is not None else math.lcm(dp, mini)
+    mini = mini_prompts * n
+    multiple = math.lcm(dp, mini)
+    if trainer is not None:
+        multiple = report.run(
+            "verl's _get_required_batch_multiple", lambda: trainer._get_required_batch_multiple(dp), record=False
+        )
+        multiple = multiple if isinstance(multiple, int) and multiple > 0 else math.lcm(dp, mini)
     pad = padded_rows(rows, multiple)
-    epochs = int(_get(cfg, "actor_rollout_ref.actor.ppo_epochs", 1))
     report.layout.append(
         f"rows per step: {rows * sync_steps} ({prompts} prompts x {n} responses"
         + (f", in {sync_steps} updates of {rows}" if sync_steps > 1 else "")
@@ -265,33 +310,96 @@ def _batch_layout(cfg: Any, trainer: Any, report: Report, gpus: int) -> None:
     report.layout.append(f"pad rows per step: {pad * sync_steps} (verl pads each update to a multiple of {multiple})")
     report.layout.append(
         f"optimizer steps per rollout batch: {(rows + pad) // mini * epochs * sync_steps} (mini-batch "
-        f"{mini // n} prompts = {mini} rows, {epochs} epoch(s))"
+        f"{mini_prompts} prompts = {mini} rows, {epochs} epoch(s))"
     )
-    if dp and mini % dp:
+    mini_words = f"actor_rollout_ref.actor.ppo_mini_batch_size={mini_prompts} x actor_rollout_ref.rollout.n={n}"
+    rows_words = f"data.train_batch_size={prompts} x actor_rollout_ref.rollout.n={n}"
+    if mini % dp:
         report.problems.append(
-            f"actor_rollout_ref.actor.ppo_mini_batch_size * rollout.n = {mini} rows does not divide by the actor's "
-            f"data-parallel size {dp}: verl's update_actor asserts it at the first step; choose a mini-batch whose "
-            f"rows divide by {dp}"
+            f"{mini_words} = {mini} rows does not divide by the actor's data-parallel size {dp} ({dp_words}): verl's "
+            f"update_actor asserts it at the first step; choose a mini-batch whose rows divide by {dp}"
         )
     if pad:
         report.problems.append(
-            f"{rows} rows per update do not divide by {multiple} (lcm of data-parallel size {dp} and the mini-batch of "
-            f"{mini} rows): verl pads every step with {pad} no-op rows ({pad / (rows + pad):.0%} of the compute)"
+            f"{rows} rows per update ({rows_words}) do not divide by {multiple} (lcm of data-parallel size {dp} and "
+            f"the mini-batch of {mini} rows, {mini_words}): verl pads every step with {pad} no-op rows "
+            f"({pad / (rows + pad):.0%} of the compute)"
         )
     if rows < mini:
         report.problems.append(
-            f"data.train_batch_size={prompts} is smaller than actor_rollout_ref.actor.ppo_mini_batch_size={mini // n}"
+            f"data.train_batch_size={prompts} is smaller than "
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={mini_prompts}"
         )
-    if bool(_get(cfg, "reward.thinking_rm.enable", False)):
-        samples = int(_get(cfg, "reward.thinking_rm.samples", 1))
-        official = _get(cfg, "algorithm.trust_grpo.semantics", "paper") == "official"
-        target = _get(cfg, "reward.thinking_rm.base_url") or "the verl-served reward model"
+    per_gpu = f"{(rows + pad) // dp} rows per GPU ({rows_words}" + (f" + {pad} pad rows" if pad else "")
+    per_gpu += f" over data-parallel size {dp})"
+    mini_per_gpu = f"{mini // dp} rows per GPU ({mini_words} over data-parallel size {dp})"
+    _micro_batch_problems(
+        v,
+        (rows + pad) // dp if (rows + pad) % dp == 0 else None,
+        mini // dp if mini % dp == 0 else None,
+        per_gpu,
+        mini_per_gpu,
+    )
+    if samples is None:
+        return
+    if samples:
+        official = v.text("algorithm.trust_grpo.semantics", "paper") == "official"
+        target = v.text("reward.thinking_rm.base_url") or "the verl-served reward model"
         report.layout.append(
             f"judge requests per step: {'at most ' if official else ''}{rows * sync_steps} ({samples} sample(s) each) "
             f"to {target}"
         )
     else:
         report.layout.append("judge requests per step: 0 (reward.thinking_rm.enable=false)")
+
+
+#: verl 0.9.1's engine workers split each per-GPU batch into micro-batches of these sizes when the dynamic-batch flag
+#: beside them is false (``prepare_micro_batches``: ``len(batch) // size`` chunks, after asserting that ``size``
+#: divides ``len(batch)``; ``ActorRolloutRefWorker.init_model`` asserts the actor's and the rollout's are not null).
+#: Null is legal only with dynamic batches; the deprecated global ``*_micro_batch_size`` keys are not read by them.
+#: ``(key, its dynamic-batch flag, which per-GPU batch it splits: "update" (a mini-batch) or "log_prob" (the step))``
+MICRO_BATCH_KEYS = (
+    ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", "actor_rollout_ref.actor.use_dynamic_bsz", "update"),
+    (
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+        "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz",
+        "log_prob",
+    ),
+    (
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
+        "actor_rollout_ref.ref.log_prob_use_dynamic_bsz",
+        "log_prob",
+    ),
+)
+
+
+def _micro_batch_problems(
+    v: ConfigValues, step_rows: int | None, mini_rows: int | None, step_words: str, mini_words: str
+) -> None:
+    """Problems of the micro-batch sizes verl divides by: each must be an integer >= 1 unless its dynamic-batch flag
+    is on, and divide the per-GPU batch it splits (``step_rows`` for the log-prob passes, ``mini_rows`` for the
+    update; None: unknown, not checked). The reference's only when a reference policy runs."""
+    use_ref = v.flag("actor_rollout_ref.actor.use_kl_loss") or v.flag("algorithm.use_kl_in_reward")
+    actor_dyn = v.flag("actor_rollout_ref.actor.use_dynamic_bsz")
+    rollout_dyn = v.flag("actor_rollout_ref.rollout.log_prob_use_dynamic_bsz", default=bool(actor_dyn))
+    if actor_dyn is not None and rollout_dyn is not None and actor_dyn != rollout_dyn:
+        v.problem(
+            "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz",
+            f"actor_rollout_ref.rollout.log_prob_use_dynamic_bsz={rollout_dyn} differs from "
+            f"actor_rollout_ref.actor.use_dynamic_bsz={actor_dyn}: verl's ActorRolloutRefWorker asserts they are equal",
+        )
+    for key, dyn_key, splits in MICRO_BATCH_KEYS:
+        if key.startswith("actor_rollout_ref.ref.") and not use_ref:
+            continue
+        if v.flag(dyn_key, default=bool(actor_dyn)) is not False:
+            continue  # dynamic batches (or a bad flag, already a problem): the size is not read
+        size = v.count(key, null_means=f"{dyn_key}=false, so verl splits each per-GPU batch into micro-batches of it")
+        rows, words = (mini_rows, mini_words) if splits == "update" else (step_rows, step_words)
+        if size is not None and rows is not None and rows % size:
+            v.problem(
+                key,
+                f"{key}={size} does not divide the {words}: verl's prepare_micro_batches asserts it at the first step",
+            )
 
 
 # ------------------------------------------------------------------------------------------------------- sft_trainer
@@ -307,29 +415,50 @@ def check_sft(cfg: Any, node_gpus: int) -> Report:
         report.run(f"verl's {key} config", lambda key=key: omega_conf_to_dataclass(cfg[key]))
     if _local_model(cfg, "model.path"):
         report.run("verl's model config", lambda: omega_conf_to_dataclass(cfg.model))
-    gpus = int(cfg.trainer.nnodes) * int(cfg.trainer.n_gpus_per_node)
-    sp = int(_get(cfg, "engine.ulysses_sequence_parallel_size", 1))
-    dp = max(1, gpus // max(1, sp))
-    batch = int(cfg.data.train_batch_size)
+    report.run("the layout check", lambda: _sft_layout(cfg, report, node_gpus), record=False)
+    return report
+
+
+def _sft_layout(cfg: Any, report: Report, node_gpus: int) -> None:
+    v = ConfigValues(cfg, report.problems)
+    nnodes, per_node = v.count("trainer.nnodes"), v.count("trainer.n_gpus_per_node")
+    sp_key = "engine.ulysses_sequence_parallel_size"
+    sp = v.count(sp_key)
+    batch = v.count("data.train_batch_size")
+    if per_node is not None and per_node > node_gpus:
+        report.problems.append(f"trainer.n_gpus_per_node={per_node} but a node has {node_gpus} GPUs (--node-gpus)")
+    if not (nnodes and per_node and sp):
+        return
+    gpus = nnodes * per_node
+    if gpus % sp:
+        v.problem(sp_key, f"{sp_key}={sp} does not divide the {gpus} GPUs (trainer.nnodes x trainer.n_gpus_per_node)")
+        return
+    dp = gpus // sp
+    dp_words = f"data-parallel size {dp} ({gpus} GPUs: trainer.nnodes={nnodes} x trainer.n_gpus_per_node={per_node}"
+    dp_words += f" / {sp_key}={sp})" if sp > 1 else ")"
     report.layout.append(
-        f"GPUs: {gpus} ({cfg.trainer.nnodes} node(s) x {cfg.trainer.n_gpus_per_node}; torchrun --nnodes="
-        f"{cfg.trainer.nnodes} --nproc-per-node={cfg.trainer.n_gpus_per_node}), data-parallel size {dp}"
+        f"GPUs: {gpus} ({nnodes} node(s) x {per_node}; torchrun --nnodes={nnodes} --nproc-per-node={per_node}), "
+        f"data-parallel size {dp}"
     )
+    if batch is None:
+        return
     report.layout.append(f"rows per optimizer step: {batch}; rows per GPU: {batch // dp}")
     if batch % dp:
         report.problems.append(
-            f"data.train_batch_size={batch} does not divide by the data-parallel size {dp}: verl rounds each rank's "
+            f"data.train_batch_size={batch} does not divide by the {dp_words}: verl rounds each rank's "
             f"share down to {batch // dp} rows, so a step trains on {batch // dp * dp} rows, not {batch}"
         )
-    if int(cfg.trainer.n_gpus_per_node) > node_gpus:
-        report.problems.append(
-            f"trainer.n_gpus_per_node={cfg.trainer.n_gpus_per_node} but a node has {node_gpus} GPUs (--node-gpus)"
-        )
     if batch < dp:
-        report.problems.append(
-            f"data.train_batch_size={batch} is smaller than the data-parallel size {dp}: 0 rows per GPU"
-        )
-    return report
+        report.problems.append(f"data.train_batch_size={batch} is smaller than the {dp_words}: 0 rows per GPU")
+    elif v.flag("data.use_dynamic_bsz") is False:
+        key = "data.micro_batch_size_per_gpu"
+        size = v.count(key, null_means="data.use_dynamic_bsz=false, so verl splits each rank's rows by it")
+        if size is not None and (batch // dp) % size:
+            v.problem(
+                key,
+                f"{key}={size} does not divide the {batch // dp} rows per GPU (data.train_batch_size={batch} over "
+                f"data-parallel size {dp}): verl's prepare_micro_batches asserts it",
+            )
 
 
 # -------------------------------------------------------------------------------------------------------------- CLI

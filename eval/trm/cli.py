@@ -5,10 +5,13 @@
     python -m sophiavl.eval.trm pairwise --src /data/VL-RewardBench | hf://MMInstruction/VL-RewardBench \\
         --base-url http://127.0.0.1:8000/v1 [--tie half|wrong|exclude] [--samples K --temperature T] \\
         --out trm-pairwise.json
+    python -m sophiavl.eval.trm pairwise --from-predictions trm-pairwise.jsonl --tie exclude --out trm-exclude.json
 
 Every request goes through :class:`sophiavl.rewards.trm.client.ThinkingJudge`, the client Trust-GRPO uses, so
 the model is asked with the training prompt, parsed by the same parser and counted the same way. A failed judgement
-is counted and excluded, never a score of 0. See docs/trm-evaluation.md.
+is counted and excluded, never a score of 0. ``--from-predictions FILE`` (instead of ``--data`` / ``--src``)
+re-summarises the judgements an earlier run saved with ``--predictions FILE``: no judge is asked, ``--base-url`` is
+not needed. See docs/trm-evaluation.md.
 """
 
 from __future__ import annotations
@@ -30,14 +33,23 @@ from .data import PAIR_COLUMNS, POINTWISE_COLUMNS, find_test_parquet, open_parqu
 from .pairwise import TIE_RULES
 from .pointwise import pointwise_report, pointwise_text, score_rows
 from .run import Progress
+from .saved import read_predictions
 from .vlrewardbench import pairwise_report, pairwise_text, score_pairs
 
 #: hub files fetched for ``--src hf://...`` (the benchmark's test split only)
 VLRB_PATTERNS = ["data/test-*.parquet"]
 
 
+FROM_PREDICTIONS_HELP = (
+    "re-summarise the judgements an earlier run saved with --predictions FILE, asking no judge (no --base-url needed); "
+    "instead of %s"
+)
+
+
 def _judge_options(parser: argparse.ArgumentParser) -> None:
     add_judge_arguments(parser.add_argument_group("judge (as reward.thinking_rm.* in training)"))
+    # required for a live run only: main() checks it, as a re-summary (--from-predictions) asks no judge
+    parser._option_string_actions["--base-url"].required = False
     o = parser.add_argument_group("output")
     o.add_argument("--out", type=Path, required=True, help="report file (JSON)")
     o.add_argument("--predictions", type=Path, default=None, help="also write one JSON line per row/pair here")
@@ -49,10 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sophiavl.eval.trm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pointwise", help="agreement with the labels of held-out TRM rows")
-    p.add_argument("--data", type=Path, required=True, help="held-out TRM parquet (e.g. data/trm/val-00000.parquet)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="held-out TRM parquet (e.g. data/trm/val-00000.parquet)")
+    source.add_argument("--from-predictions", type=Path, metavar="FILE", help=FROM_PREDICTIONS_HELP % "--data")
     _judge_options(p)
     q = sub.add_parser("pairwise", help="VL-RewardBench accuracy from pointwise scores")
-    q.add_argument("--src", required=True, help="VL-RewardBench folder, its test parquet file, or hf://OWNER/NAME")
+    source = q.add_mutually_exclusive_group(required=True)
+    source.add_argument("--src", help="VL-RewardBench folder, its test parquet file, or hf://OWNER/NAME")
+    source.add_argument("--from-predictions", type=Path, metavar="FILE", help=FROM_PREDICTIONS_HELP % "--src")
     q.add_argument("--revision", default=None, help="hub revision for an hf:// source (branch, tag or commit)")
     q.add_argument("--tie", choices=TIE_RULES, default="half", help="a tie counts 0.5, 0, or is excluded")
     _judge_options(q)
@@ -115,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
+    if args.from_predictions is not None:
+        if args.predictions is not None:
+            parser.error("--predictions saves a live run's judgements; with --from-predictions they are saved already")
+        return resummarise(args)
+    if args.base_url is None:
+        parser.error("the following arguments are required: --base-url (or --from-predictions FILE)")
     try:
         if args.command == "pointwise":
             data = args.data
@@ -148,13 +170,37 @@ def main(argv: list[str] | None = None) -> int:
         },
         "elapsed_s": elapsed,
     }
+    label = f"{judge.model}, tie={args.tie}, K={args.samples}" if args.command == "pairwise" else ""
+    return _write(args, report, label, f"{elapsed:.1f} s")
+
+
+def resummarise(args: argparse.Namespace) -> int:
+    """The report of the judgements saved in ``args.from_predictions`` (:func:`read_predictions`) under this run's
+    ``--tie`` and ``--limit`` (the first N items by index), written to ``--out`` and printed, as a live run does; no
+    judge is made or asked, so the judge options are ignored. Returns 0, 1 when no item was judged, 2 (no report) for
+    a missing or unusable file."""
+    try:
+        records = read_predictions(args.from_predictions, args.command)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    records = records[: args.limit] if args.limit is not None else records
+    summary = pointwise_report(records) if args.command == "pointwise" else pairwise_report(records, args.tie)
+    report = {"command": args.command, "from_predictions": str(args.from_predictions), **summary, "judge": None}
+    label = f"from {args.from_predictions.name}" + (f", tie={args.tie}" if args.command == "pairwise" else "")
+    return _write(args, report, label, "no judge asked")
+
+
+def _write(args: argparse.Namespace, report: dict[str, Any], label: str, how: str) -> int:
+    """Writes ``report`` to ``--out``, prints its summary (``label`` names our row of Table 3); returns 1 when items
+    were read but none was judged, else 0."""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_clean(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     if args.command == "pointwise":
         print(pointwise_text(report))
     else:
-        print(pairwise_text(report, f"this TRM ({judge.model}, tie={args.tie}, K={args.samples})"))
-    print(f"report written to {args.out} ({elapsed:.1f} s)")
+        print(pairwise_text(report, f"this TRM ({label})"))
+    print(f"report written to {args.out} ({how})")
     if report["n"] == 0 and report.get("rows", report.get("pairs")):
         print("error: no row could be scored (see failure_kinds in the report)", file=sys.stderr)
         return 1

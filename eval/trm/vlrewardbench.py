@@ -74,7 +74,8 @@ def pairwise_report(records: list[dict[str, Any]], tie: str) -> dict[str, Any]:
 
 
 def pairwise_text(report: dict[str, Any], label: str) -> str:
-    """A human-readable summary of :func:`pairwise_report`'s output, with the paper's Table 3 rows above ours."""
+    """A human-readable summary of :func:`pairwise_report`'s output: the groups, overall and macro accuracy, one line
+    per source, and the paper's Table 3 rows above ours."""
     kinds = ", ".join(f"{k}: {v}" for k, v in report["failure_kinds"].items())
     lines = [
         f"TRM pairwise (VL-RewardBench): {report['pairs']} pairs, {report['n']} judged, {report['failures']} failed"
@@ -87,6 +88,12 @@ def pairwise_text(report: dict[str, Any], label: str) -> str:
             f"  {group:<13} accuracy {number_text(block['accuracy']):>5}%  n {block['n']:>4}  ties {block['ties']:>4}"
         )
     lines.append(f"  overall {number_text(report['overall'])}%  macro {number_text(report['macro'])}%")
+    lines.append("  per source:")
+    for source, block in report["sources"].items():
+        lines.append(
+            f"    {source:<17} accuracy {number_text(block['accuracy']):>5}%  "
+            f"n {block['n']:>4}  ties {block['ties']:>4}"
+        )
     lines.append("")
     lines.append(table3(report, label))
     return "\n".join(lines)

@@ -16,7 +16,8 @@ of the usable samples. Under ``--trust off|variance``, or when an entry has seve
 response, ``null`` when missing); under ``variance`` also ``variance`` (per response, ``null`` when missing).
 ``gamma`` is then the group's summary weight (see ``TrustResult.gamma``).
 ``--normalize joint|decoupled|papo`` and ``--gate none|correct`` select the advantage modes of
-``algorithm.trust_grpo`` (docs/beyond-the-paper.md); ``--whiten-batch`` whitens the advantages over the responses
+``algorithm.trust_grpo`` (docs/beyond-the-paper.md; ``papo`` is arXiv 2603.26535's process-reward normalisation, not
+Perception-Aware Policy Optimization); ``--whiten-batch`` whitens the advantages over the responses
 given, whatever the mode (the trainer whitens over the step's responses, by default in ``decoupled`` mode only). With
 any of them the output also has ``normalize``, ``gate``, ``whiten_batch``, ``advantage_outcome`` and
 ``advantage_thinking`` (the two parts of each advantage, before whitening), and ``rewards`` is ``Ro + w * Rt'``.
@@ -89,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-norm-by-std", action="store_true", help="advantage without std division (norm_adv_by_std_in_grpo=false)"
     )
     parser.add_argument(
-        "--normalize", choices=NORMALIZE_MODES, default=TrustConfig.normalize, help="algorithm.trust_grpo.normalize"
+        "--normalize",
+        choices=NORMALIZE_MODES,
+        default=TrustConfig.normalize,
+        help="algorithm.trust_grpo.normalize; papo is the process-reward normalisation of arXiv 2603.26535 (thinking "
+        "reward normalised among the correct responses), not Perception-Aware Policy Optimization (arXiv 2507.06448), "
+        "which is not implemented",
     )
     parser.add_argument("--gate", choices=GATE_MODES, default=TrustConfig.gate, help="algorithm.trust_grpo.gate")
     parser.add_argument(

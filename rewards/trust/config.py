@@ -19,6 +19,8 @@ ANNEAL_MODES = ("exp", "linear", "none")
 TRUST_MODES = ("group", "off", "variance")
 #: ``algorithm.trust_grpo.normalize``: how the advantage is normalised (docs/beyond-the-paper.md): the paper's
 #: ``joint`` z(Ro + w * Rt'), GDPO-style ``decoupled`` z(Ro) + w * z_u(Rt'), PAPO-style ``papo`` z(Ro) + w * z_c(Rt').
+#: ``papo`` is the process-reward normalisation of arXiv 2603.26535, not Perception-Aware Policy Optimization
+#: (arXiv 2507.06448), which is not implemented.
 NORMALIZE_MODES = ("joint", "decoupled", "papo")
 #: ``algorithm.trust_grpo.gate``: ``none``, or ``correct`` (Posterior-GRPO: only correct responses keep Rt).
 GATE_MODES = ("none", "correct")
@@ -50,8 +52,8 @@ class TrustConfig:
             thinking reward (0.9).
         degenerate_low: ``official`` only: a group whose outcomes are all ``<= degenerate_low`` gets no thinking
             reward (0.1).
-        normalize: ``"joint"`` (the paper), ``"decoupled"`` or ``"papo"`` (see
-            :mod:`sophiavl.rewards.trust.variants`).
+        normalize: ``"joint"`` (the paper), ``"decoupled"`` or ``"papo"`` (the process-reward normalisation of
+            arXiv 2603.26535, not Perception-Aware Policy Optimization; see :mod:`sophiavl.rewards.trust.variants`).
         gate: ``"none"`` or ``"correct"`` (Rt' = Rt for correct responses, 0 for wrong ones; gamma still comes from the
             ungated scores).
         whiten_batch: whiten the per-response advantages over the step's responses; ``None`` (the recipe's ``null``)

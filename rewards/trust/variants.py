@@ -21,7 +21,9 @@ Modes (``algorithm.trust_grpo.normalize``):
 * ``decoupled`` (GDPO): ``A_out = z_G(Ro)`` over the whole group ``G``, ``A_think = w * z_U(Rt')`` over the responses
   ``U`` with a usable ``Rt'``.
 * ``papo`` (PAPO): ``A_out = z_G(Ro)``, ``A_think = w * z_C(Rt')`` over the correct responses ``C`` with a usable
-  score, 0 for every other response (and for all when ``|C| < 2``).
+  score, 0 for every other response (and for all when ``|C| < 2``). This PAPO is the process-reward normalisation of
+  arXiv 2603.26535, not Perception-Aware Policy Optimization (arXiv 2507.06448: an implicit perception loss against
+  a masked image), which is not implemented.
 
 ``A = A_out + A_think``; then, when ``whiten_batch`` resolves to true (the default of ``decoupled`` only), ``A`` is
 whitened over all responses of the step: ``(A - mean) / (std + eps)`` (unbiased std, 0 for all when ``std <= eps``).

@@ -132,7 +132,7 @@ BAD = [
     # 16 trainer GPUs, a mini-batch of 1 prompt = 8 rows: verl's update_actor asserts 8 % 16 == 0
     (
         ("+recipe=sophiavl", *EXTERNAL_JUDGE, "trainer.nnodes=2", "actor_rollout_ref.actor.ppo_mini_batch_size=1"),
-        ["ppo_mini_batch_size * rollout.n = 8 rows does not divide by the actor's data-parallel size 16"],
+        ["rollout.n=8 = 8 rows does not divide by the actor's data-parallel size 16"],
     ),
     # the traps and the wiring check, at resolution
     (("+recipe=sophiavl", "reward.reward_model.enable=false"), ["enable_resource_pool=true", "no thinking reward"]),
@@ -140,7 +140,7 @@ BAD = [
     # SFT: 128 rows over 6 GPUs, rounded down silently by verl
     (
         ("--entry", "sft", "+recipe=sophiavl_trm", "trainer.n_gpus_per_node=6"),
-        ["data.train_batch_size=128 does not divide by the data-parallel size 6", "trains on 126 rows"],
+        ["data.train_batch_size=128 does not divide by the data-parallel size 6 (6 GPUs", "trains on 126 rows"],
     ),
     (("+recipe=no_such_recipe",), ["composing the config"]),
 ]
@@ -169,7 +169,11 @@ def test_padding_every_step_is_reported_with_its_cost(capsys):
     assert layout_value(out, "pad rows per step").startswith("128 (verl pads each update to a multiple of 192)")
     assert layout_value(out, "rows per GPU").startswith("32 ")  # 192 / 6
     assert layout_value(out, "optimizer steps per rollout batch").startswith("3 ")  # 192 rows / 64 per mini-batch
-    assert "problem: 64 rows per update do not divide by 192" in out and "(67% of the compute)" in out
+    assert (
+        "problem: 64 rows per update (data.train_batch_size=8 x actor_rollout_ref.rollout.n=8) do not divide by 192"
+        in out
+    )
+    assert "(67% of the compute)" in out
 
 
 def test_cluster_arithmetic():
@@ -199,3 +203,124 @@ def test_the_docs_give_these_layouts(doc, layouts):
         assert any(wanted <= {t.split("=")[0] + "=" if "base_url" in t else t for t in cmd} for cmd in commands), (
             f"{doc} shows no command with the {name} layout {sorted(overrides)}"
         )
+
+
+# Every key preflight reads or verl divides by at run time, with bad values: zero, negative, not an integer, missing
+# (Hydra's ``~key`` deletes it) or null, and not dividing what it splits. The sophiavl recipe's sizes on one node: 4
+# trainer GPUs, 8 prompts x 8 responses = 64 rows, mini-batch 8 prompts = 64 rows = 16 per GPU, micro-batch 2, log-prob
+# micro-batches 4 of the 16 rows per GPU; each case's comment says why it is bad where that is not plain.
+_SIZES = {
+    "data.train_batch_size": "12",  # 96 rows, padded to lcm(4, 64) = 192
+    "actor_rollout_ref.rollout.n": "3",  # 24 rows = 6 per GPU: log-prob micro-batches of 4 do not divide 6
+    "actor_rollout_ref.actor.ppo_mini_batch_size": "3",  # 24-row mini-batches: 64 rows padded to lcm(4, 24) = 96
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": "3",  # 16 rows per GPU per mini-batch
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": "3",  # 16 rows per GPU
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": "3",  # 16 rows per GPU
+    "actor_rollout_ref.actor.ppo_epochs": None,  # any integer >= 1 is fine
+    "trainer.nnodes": "3",  # 12 GPUs: 64 rows and the 64-row mini-batch do not divide by 12
+    "trainer.n_gpus_per_node": "6",  # 64 rows over 6 GPUs
+    "actor_rollout_ref.actor.ulysses_sequence_parallel_size": "3",  # does not divide 4 GPUs (8: more than 4)
+    "actor_rollout_ref.rollout.tensor_model_parallel_size": "3",  # replicas of 3 GPUs on 4
+    "actor_rollout_ref.rollout.data_parallel_size": None,
+    "actor_rollout_ref.rollout.pipeline_model_parallel_size": None,
+    "reward.reward_model.nnodes": None,
+    "reward.reward_model.n_gpus_per_node": None,  # any count fits TRM replicas of 1 GPU
+    "reward.reward_model.rollout.tensor_model_parallel_size": "3",  # TRM replicas of 3 GPUs on 4
+    "reward.thinking_rm.samples": None,
+}
+_BRACED = {
+    "actor_rollout_ref.rollout.tensor_model_parallel_size": "actor_rollout_ref.rollout.{tensor,data,pipeline}",
+    "reward.reward_model.rollout.tensor_model_parallel_size": "reward.reward_model.rollout.{tensor,data,pipeline}",
+}
+SWEEP = []
+for _key, _indivisible in _SIZES.items():
+    SWEEP += [((f"{_key}={bad}",), _key) for bad in ("0", "-2", "abc")]
+    SWEEP.append(((f"~{_key}",), _key))
+    if _indivisible is not None:
+        SWEEP.append(((f"{_key}={_indivisible}",), _BRACED.get(_key, _key)))
+SWEEP += [
+    (
+        ("actor_rollout_ref.actor.ulysses_sequence_parallel_size=8",),
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size",
+    ),
+    # null is legal only with dynamic batch sizes: verl's engine workers split by these sizes
+    (
+        ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=null",),
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+    ),
+    (
+        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=null",),
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
+    ),
+    (
+        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=null",),
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
+    ),
+    # verl asserts the actor's and the old-log-prob pass's dynamic-batch flags agree
+    (
+        ("actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",),
+        "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz",
+    ),
+]
+SFT_SWEEP = []
+for _key, _indivisible in {
+    "data.train_batch_size": "100",  # 100 rows over 8 GPUs
+    "trainer.nnodes": None,
+    "trainer.n_gpus_per_node": "6",  # 128 rows over 6 GPUs
+    "engine.ulysses_sequence_parallel_size": "3",  # does not divide 8 GPUs
+}.items():
+    SFT_SWEEP += [((f"{_key}={bad}",), _key) for bad in ("0", "-2", "abc")]
+    SFT_SWEEP.append(((f"~{_key}",), _key))
+    if _indivisible is not None:
+        SFT_SWEEP.append(((f"{_key}={_indivisible}",), _key))
+_FIXED_MICRO = ("data.use_dynamic_bsz=false", "data.micro_batch_size_per_gpu=4")  # 16 rows per GPU, 4 per micro-batch
+SFT_SWEEP += [
+    ((*_FIXED_MICRO[:1], f"data.micro_batch_size_per_gpu={bad}"), "data.micro_batch_size_per_gpu")
+    for bad in ("0", "-2", "abc", "null", "3")
+]
+
+
+def _problems(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("problem: ")]
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [(("+recipe=sophiavl", *o), k) for o, k in SWEEP]
+    + [(("--entry", "sft", "+recipe=sophiavl_trm", *o), k) for o, k in SFT_SWEEP],
+    ids=[" ".join(o) for o, _ in SWEEP] + ["sft " + " ".join(o) for o, _ in SFT_SWEEP],
+)
+def test_every_bad_size_is_one_problem_line_naming_its_key(capsys, args, key):
+    """No traceback: main returns 1 and a problem line names the key (a line of its own, not an exception's text)."""
+    code, out = run(capsys, *args)
+    assert code == 1, out
+    problems = _problems(out)
+    assert re.search(rf"^{len(problems)} problem\(s\):$", out, re.M), out
+    assert any(key in line for line in problems), (key, out)
+    assert not any("Traceback" in line or "the layout check:" in line for line in problems), out
+
+
+def test_sizes_that_are_good_pass_the_sweep_baseline(capsys):
+    """The sweep's baselines pass, so each case's failure is its bad value's (and the fixed micro-batch of the SFT
+    cases divides its 16 rows per GPU)."""
+    assert run(capsys, "+recipe=sophiavl")[0] == 0
+    assert run(capsys, "--entry", "sft", "+recipe=sophiavl_trm", *_FIXED_MICRO)[0] == 0
+
+
+def test_two_bad_values_give_two_problem_lines(capsys):
+    """Problems found before a bad value are kept: both keys get a line of their own."""
+    code, out = run(
+        capsys,
+        "+recipe=sophiavl",
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size=8",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=0",
+        "reward.reward_model.n_gpus_per_node=abc",
+    )
+    assert code == 1, out
+    problems = _problems(out)
+    for key in (
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size=8",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=0",
+        "reward.reward_model.n_gpus_per_node='abc'",
+    ):
+        assert sum(line.startswith(f"problem: {key}") for line in problems) == 1, (key, out)

@@ -497,3 +497,135 @@ def test_limit_reads_only_the_first_items(judge_server, vlrb_folder, tmp_path, c
     with pytest.raises(SystemExit):
         main(["pairwise", "--src", str(vlrb_folder), "--base-url", judge_server.base_url, "--limit", "0",
               "--out", str(out)])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------- re-summarising saved judgements
+
+
+def _saved_pair(index: int, item_id: str, better: int, means, kind: str = "") -> dict:
+    return {
+        "index": index, "id": item_id, "source": "as saved", "better": better, "means": means,
+        "samples_failed": 0, "kind": kind, "detail": "read timed out" if kind else "",
+    }  # fmt: skip
+
+
+# Saved in completion order (not index order), as a live run writes them. general: right, tie; hallucination: right;
+# reasoning: wrong, tie; one failed pair.
+SAVED_PAIRS = [
+    _saved_pair(3, "mathverse_1", 0, [0.2, 0.5]),
+    _saved_pair(0, "vlfeedback_1", 0, [0.8, 0.3]),
+    _saved_pair(5, "RLHF-V_2", 1, None, kind="timeout"),
+    _saved_pair(1, "wildvision-battle_1", 1, [0.6, 0.6]),
+    _saved_pair(4, "mmmu-pro_1", 0, [0.5, 0.5]),
+    _saved_pair(2, "RLAIF-V_1", 1, [0.1, 0.4]),
+]
+# (general, hallucination, reasoning, overall, macro) in %, by hand over the 5 judged pairs:
+# half: 1.5/2, 1/1, 0.5/2, 3/5;  wrong: 1/2, 1/1, 0/2, 2/5;  exclude: 1/1, 1/1, 0/1, 2/3
+SAVED_EXPECTED = {
+    "half": (75.0, 100.0, 25.0, 60.0, 200 / 3),
+    "wrong": (50.0, 100.0, 0.0, 40.0, 50.0),
+    "exclude": (100.0, 100.0, 0.0, 200 / 3, 200 / 3),
+}
+
+
+def _jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("tie", ["half", "wrong", "exclude"])
+def test_pairwise_resummarises_saved_judgements_without_a_judge(tmp_path, refused_url, tie, capsys):
+    """``--from-predictions``: the accuracies of a saved file under each tie rule, with a base URL on which nothing
+    listens (a request would fail as ``connection``) or no base URL at all."""
+    saved = _jsonl(tmp_path / "saved.jsonl", SAVED_PAIRS)
+    url = ["--base-url", refused_url] if tie == "half" else []
+    out = tmp_path / f"{tie}.json"
+    code, report = run_cli("pairwise", "--from-predictions", str(saved), "--tie", tie, *url, "--out", str(out))
+    assert code == 0
+    general, hallucination, reasoning, overall, macro = SAVED_EXPECTED[tie]
+    groups = report["groups"]
+    assert groups["general"]["accuracy"] == pytest.approx(general)
+    assert groups["hallucination"]["accuracy"] == pytest.approx(hallucination)
+    assert groups["reasoning"]["accuracy"] == pytest.approx(reasoning)
+    assert report["overall"] == pytest.approx(overall) and report["macro"] == pytest.approx(macro)
+    assert report["pairs"] == 6 and report["n"] == 5 and report["ties"] == 2 and report["tie_rule"] == tie
+    assert report["failures"] == 1 and report["failure_kinds"] == {"timeout": 1}  # as saved: no new request
+    assert report["from_predictions"] == str(saved) and report["judge"] is None
+    # the per-source table: sources from the ids (the saved "source" is not trusted), one tie in wildvision-battle
+    sources = report["sources"]
+    assert sorted(sources) == ["mathverse", "mmmu", "rlaif-v", "vlfeedback", "wildvision-battle"]
+    assert sources["wildvision-battle"]["ties"] == 1 and sources["vlfeedback"]["accuracy"] == 100.0
+    printed = capsys.readouterr().out
+    assert "per source:" in printed and re.search(r"wildvision-battle\s+accuracy", printed)
+    assert f"this TRM (from saved.jsonl, tie={tie})" in printed and "no judge asked" in printed
+
+
+def test_a_live_runs_predictions_resummarise_to_its_numbers(judge_server, vlrb_folder, tmp_path):
+    """A live run saves its judgements; re-read under another tie rule they give that rule's live numbers (the
+    hand-computed ``EXPECTED``), and the judge is not asked again."""
+    preds = tmp_path / "live.jsonl"
+    code, _ = run_cli(
+        "pairwise", "--src", str(vlrb_folder), "--base-url", judge_server.base_url, "--out",
+        str(tmp_path / "live.json"), "--predictions", str(preds), *FAST,
+    )  # fmt: skip
+    assert code == 0
+    asked = len(judge_server.requests)
+    for tie in ("wrong", "exclude"):
+        code, report = run_cli(
+            "pairwise", "--from-predictions", str(preds), "--tie", tie, "--base-url", judge_server.base_url,
+            "--out", str(tmp_path / f"{tie}.json"),
+        )  # fmt: skip
+        assert code == 0 and report["pairs"] == 13 and report["n"] == 9 and report["failures"] == 4
+        general, hallucination, reasoning, overall, macro = EXPECTED[tie]
+        assert report["groups"]["general"]["accuracy"] == pytest.approx(general)
+        assert report["groups"]["hallucination"]["accuracy"] == pytest.approx(hallucination)
+        assert report["overall"] == pytest.approx(overall) and report["macro"] == pytest.approx(macro)
+    assert len(judge_server.requests) == asked
+
+
+def test_pointwise_resummarises_saved_judgements(tmp_path, capsys):
+    saved = _jsonl(
+        tmp_path / "rows.jsonl",
+        [
+            {"index": 2, "id": "r2", "source": "B", "label": 0.2, "score": 0.6, "kind": "", "detail": ""},
+            {"index": 0, "id": "r0", "source": "A", "label": 0.5, "score": 0.5, "kind": "", "detail": ""},
+            {"index": 3, "id": "r3", "source": "B", "label": 0.9, "score": None, "kind": "http_500", "detail": "x"},
+            {"index": 1, "id": "r1", "source": "A", "label": 0.7, "score": 0.8, "kind": "", "detail": ""},
+        ],
+    )
+    code, report = run_cli("pointwise", "--from-predictions", str(saved), "--out", str(tmp_path / "p.json"))
+    # errors 0, 0.1, 0.4: MAE 0.5/3; grid gaps 0, 1, 4: exact 1/3, within 0.1 2/3
+    assert code == 0 and report["rows"] == 4 and report["n"] == 3 and report["failure_kinds"] == {"http_500": 1}
+    assert report["mae"] == pytest.approx(0.5 / 3)
+    assert report["exact"] == pytest.approx(100 / 3) and report["within_0_1"] == pytest.approx(200 / 3)
+    assert report["sources"]["A"]["mae"] == pytest.approx(0.05) and report["sources"]["B"]["failures"] == 1
+    assert "TRM pointwise: 4 rows, 3 scored, 1 failed" in capsys.readouterr().out
+
+
+def test_saved_judgements_that_cannot_be_read_are_errors(tmp_path, capsys):
+    out = tmp_path / "x.json"
+    good = json.dumps(SAVED_PAIRS[0])
+    cases = {
+        "torn.jsonl": (good + "\n" + good[:30] + "\n", "torn.jsonl:2: not JSON"),
+        "pointwise.jsonl": (json.dumps({"index": 0, "label": 0.5}) + "\n", "not a pairwise record"),
+        "twice.jsonl": (good + "\n" + good + "\n", "twice.jsonl:2: a second record of index 3"),
+        "means.jsonl": (json.dumps({**SAVED_PAIRS[0], "means": [0.2]}) + "\n", "needs means [a, b]"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        assert main(["pairwise", "--from-predictions", str(tmp_path / name), "--out", str(out)]) == 2, name
+        assert message in capsys.readouterr().err, name
+    assert main(["pairwise", "--from-predictions", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not out.exists()
+    saved = _jsonl(tmp_path / "saved.jsonl", SAVED_PAIRS)
+    for argv in (
+        ["pairwise", "--out", str(out)],  # neither --src nor --from-predictions
+        ["pairwise", "--src", "x", "--from-predictions", str(saved), "--out", str(out)],  # both
+        ["pairwise", "--src", "x", "--out", str(out)],  # a live run needs --base-url
+        ["pairwise", "--from-predictions", str(saved), "--predictions", str(saved), "--out", str(out)],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2, argv
+    assert "--base-url" in capsys.readouterr().err
