@@ -18,6 +18,7 @@ from verl import DataProto
 
 from sophiavl.rewards.collect import CollectConfig, RolloutCollector, ShardReadStats, iter_shard_records
 from sophiavl.rewards.reward_manager import ThinkingRewardManager
+from sophiavl_testing.byte_tokenizer import byte_bpe_tokenizer
 
 GOOD = "<think>2 plus 2 is 4</think><answer>4</answer>"
 WRONG = "<think>2 plus 2 is 5</think><answer>5</answer>"
@@ -26,17 +27,7 @@ WRONG = "<think>2 plus 2 is 5</think><answer>5</answer>"
 @pytest.fixture(scope="module")
 def tokenizer():
     """A byte-level BPE built in memory (no hub): decodes any text it encodes."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator([GOOD, WRONG], trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    return byte_bpe_tokenizer([GOOD, WRONG])
 
 
 def sample(tokenizer, response, *, index=3, split="train", uid="uid-a", step=1, extra=None) -> DataProto:
